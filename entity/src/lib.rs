@@ -1,0 +1,3 @@
+//! SeaORM entities: the shape of the stored tables, with no GraphQL or HTTP concerns.
+
+pub mod contact;

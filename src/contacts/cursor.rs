@@ -1,0 +1,112 @@
+//! Opaque pagination cursors: base64url of `[order field, sort value, id]`.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::order::{OrderField, SortValue};
+use crate::error::{AppError, AppResult};
+
+/// A position in one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub field: OrderField,
+    pub value: SortValue,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let value = match &self.value {
+            SortValue::Time(at) => Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            SortValue::Text(text) => Value::String(text.clone()),
+            SortValue::Null => Value::Null,
+        };
+        URL_SAFE_NO_PAD.encode(json!([self.field.name(), value, self.id.to_string()]).to_string())
+    }
+
+    /// Decodes a cursor and checks it belongs to `expected` order; `arg` names the argument.
+    pub fn decode(raw: &str, expected: OrderField, arg: &str) -> AppResult<Self> {
+        let invalid = || AppError::validation(arg, format!("`{arg}` is not a valid cursor"));
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .map_err(|_| invalid())?;
+        let parts: (String, Value, String) =
+            serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let field = OrderField::from_name(&parts.0).ok_or_else(invalid)?;
+        if field != expected {
+            return Err(AppError::validation(
+                arg,
+                format!(
+                    "`{arg}` is a cursor for order {}, not {}",
+                    field.name(),
+                    expected.name()
+                ),
+            ));
+        }
+        let value = match (field, parts.1) {
+            (OrderField::LastWhatsappMessageAt, Value::Null) => SortValue::Null,
+            (OrderField::PhoneNumber, Value::String(text)) => SortValue::Text(text),
+            (OrderField::PhoneNumber, _) => return Err(invalid()),
+            (_, Value::String(text)) => SortValue::Time(
+                DateTime::parse_from_rfc3339(&text)
+                    .map_err(|_| invalid())?
+                    .with_timezone(&Utc),
+            ),
+            _ => return Err(invalid()),
+        };
+        let id = Uuid::parse_str(&parts.2).map_err(|_| invalid())?;
+        Ok(Self { field, value, id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(field: OrderField, value: SortValue) -> Cursor {
+        Cursor {
+            field,
+            value,
+            id: Uuid::now_v7(),
+        }
+    }
+
+    #[test]
+    fn round_trips_every_kind_of_value() {
+        let at = DateTime::parse_from_rfc3339("2026-11-24T13:37:00.123456Z")
+            .unwrap()
+            .to_utc();
+        for cursor in [
+            sample(OrderField::CreatedAt, SortValue::Time(at)),
+            sample(OrderField::LastWhatsappMessageAt, SortValue::Null),
+            sample(
+                OrderField::PhoneNumber,
+                SortValue::Text("+56912345678".into()),
+            ),
+        ] {
+            assert_eq!(
+                Cursor::decode(&cursor.encode(), cursor.field, "after").unwrap(),
+                cursor
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_and_other_orders() {
+        assert!(Cursor::decode("not a cursor", OrderField::CreatedAt, "after").is_err());
+        assert!(
+            Cursor::decode(
+                &URL_SAFE_NO_PAD.encode("[1,2,3]"),
+                OrderField::CreatedAt,
+                "after"
+            )
+            .is_err()
+        );
+        let cursor = sample(OrderField::PhoneNumber, SortValue::Text("+1".into()));
+        assert!(Cursor::decode(&cursor.encode(), OrderField::CreatedAt, "after").is_err());
+        let null_time = sample(OrderField::CreatedAt, SortValue::Null);
+        assert!(Cursor::decode(&null_time.encode(), OrderField::CreatedAt, "after").is_err());
+    }
+}

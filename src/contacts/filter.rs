@@ -1,0 +1,152 @@
+//! `ContactFilter`: validated filter input and the SQL condition it becomes. Every filter runs
+//! in SQL on an index; none is applied in Rust.
+
+use chrono::{DateTime, Utc};
+use entity::contact::Column;
+use sea_orm::{Condition, DbBackend, ExprTrait, sea_query::Expr};
+use serde_json::{Map, Value};
+
+use super::{metadata::Metadata, phone, sql, window};
+use crate::error::AppResult;
+
+/// The filter as a client sent it.
+#[derive(Debug, Clone, Default)]
+pub struct FilterInput {
+    pub whatsapp_window_open: Option<bool>,
+    pub country_code: Option<Vec<String>>,
+    pub phone_number_prefix: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub last_whatsapp_message_after: Option<DateTime<Utc>>,
+    pub last_whatsapp_message_before: Option<DateTime<Utc>>,
+}
+
+/// A validated filter.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    whatsapp_window_open: Option<bool>,
+    country_codes: Option<Vec<String>>,
+    phone_number_prefix: Option<String>,
+    metadata: Option<Metadata>,
+    created_after: Option<DateTime<Utc>>,
+    created_before: Option<DateTime<Utc>>,
+    last_message_after: Option<DateTime<Utc>>,
+    last_message_before: Option<DateTime<Utc>>,
+}
+
+impl ContactFilter {
+    /// Validates `input`; `field` is the argument path (`filter`).
+    pub fn parse(input: FilterInput, field: &str) -> AppResult<Self> {
+        let country_codes = input
+            .country_code
+            .map(|codes| {
+                codes
+                    .iter()
+                    .map(|code| {
+                        let id = phone::parse_country_code(code, &format!("{field}.countryCode"))?;
+                        Ok(id.as_ref().to_owned())
+                    })
+                    .collect::<AppResult<Vec<_>>>()
+            })
+            .transpose()?;
+        let phone_number_prefix = input
+            .phone_number_prefix
+            .map(|prefix| phone::parse_prefix(&prefix, &format!("{field}.phoneNumberPrefix")))
+            .transpose()?;
+        let metadata = input
+            .metadata
+            .map(|object| Metadata::parse(&object, &format!("{field}.metadata")))
+            .transpose()?;
+        Ok(Self {
+            whatsapp_window_open: input.whatsapp_window_open,
+            country_codes,
+            phone_number_prefix,
+            metadata,
+            created_after: input.created_after,
+            created_before: input.created_before,
+            last_message_after: input.last_whatsapp_message_after,
+            last_message_before: input.last_whatsapp_message_before,
+        })
+    }
+
+    /// The WHERE condition, with the window evaluated at `now`.
+    pub fn condition(&self, backend: DbBackend, now: DateTime<Utc>) -> Condition {
+        let last = || Expr::col(Column::LastWhatsappMessageAt);
+        let created = || Expr::col(Column::CreatedAt);
+        let mut cond = Condition::all();
+        match self.whatsapp_window_open {
+            Some(true) => cond = cond.add(last().gt(window::opened_after(now))),
+            Some(false) => {
+                cond = cond.add(
+                    Condition::any()
+                        .add(last().is_null())
+                        .add(last().lte(window::opened_after(now))),
+                )
+            }
+            None => {}
+        }
+        if let Some(codes) = &self.country_codes {
+            cond = cond.add(Expr::col(Column::CountryCode).is_in(codes.iter().cloned()));
+        }
+        if let Some(prefix) = &self.phone_number_prefix {
+            // A range rather than LIKE, so the unique index serves it on both backends.
+            cond = cond.add(Expr::col(Column::PhoneNumber).gte(prefix.clone()));
+            cond = cond.add(Expr::col(Column::PhoneNumber).lt(prefix_upper_bound(prefix)));
+        }
+        if let Some(metadata) = &self.metadata {
+            cond = cond.add(sql::metadata_contains(backend, metadata));
+        }
+        if let Some(at) = self.created_after {
+            cond = cond.add(created().gt(at));
+        }
+        if let Some(at) = self.created_before {
+            cond = cond.add(created().lt(at));
+        }
+        if let Some(at) = self.last_message_after {
+            cond = cond.add(last().gt(at));
+        }
+        if let Some(at) = self.last_message_before {
+            cond = cond.add(last().lt(at));
+        }
+        cond
+    }
+}
+
+/// The smallest string above every string starting with `prefix` (`+569` → `+56:`).
+fn prefix_upper_bound(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_bound_is_next_string() {
+        assert_eq!(prefix_upper_bound("+569"), "+56:");
+        assert!("+56999999999".to_owned() < prefix_upper_bound("+569"));
+        assert!("+5700000".to_owned() >= prefix_upper_bound("+569"));
+    }
+
+    #[test]
+    fn rejects_bad_filter_values_with_their_path() {
+        let input = FilterInput {
+            phone_number_prefix: Some("569".into()),
+            ..Default::default()
+        };
+        let err = ContactFilter::parse(input, "filter").unwrap_err();
+        assert!(
+            matches!(err, crate::error::AppError::Validation { field, .. } if field == "filter.phoneNumberPrefix")
+        );
+        let input = FilterInput {
+            country_code: Some(vec!["CL".into(), "ZZZ".into()]),
+            ..Default::default()
+        };
+        assert!(ContactFilter::parse(input, "filter").is_err());
+    }
+}

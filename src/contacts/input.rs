@@ -1,0 +1,122 @@
+//! Validation of contact input: what a client sends becomes what the store keeps.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{
+    clock::to_storage_precision,
+    metadata::Metadata,
+    phone::{self, ParsedPhone, PhoneFields},
+    window::MAX_FUTURE_SKEW,
+};
+use crate::error::{AppError, AppResult};
+
+/// `CreateContactInput` as sent.
+#[derive(Debug, Clone, Default)]
+pub struct ContactInput {
+    pub phone_number: String,
+    pub country_code: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub last_whatsapp_message_at: Option<DateTime<Utc>>,
+}
+
+/// `UpdateContactInput` as sent: `None` keeps a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ContactChanges {
+    pub phone_number: Option<Option<String>>,
+    pub country_code: Option<Option<String>>,
+    pub metadata: Option<Option<Map<String, Value>>>,
+    pub last_whatsapp_message_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A validated new contact (or the values an upsert writes).
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub phone: ParsedPhone,
+    /// `None` when not given: a create stores `{}`, an upsert keeps what is stored.
+    pub metadata: Option<Metadata>,
+    pub last_whatsapp_message_at: Option<DateTime<Utc>>,
+}
+
+/// Joins an input path: `path("input", "phoneNumber")` is `input.phoneNumber`.
+pub fn path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+impl NewContact {
+    /// Validates `input` found at `prefix` (e.g. `input`, or `contacts.3`).
+    pub fn parse(input: ContactInput, prefix: &str, now: DateTime<Utc>) -> AppResult<Self> {
+        let phone_field = path(prefix, "phoneNumber");
+        let country_field = path(prefix, "countryCode");
+        let fields = PhoneFields {
+            phone_number: &phone_field,
+            country_code: &country_field,
+        };
+        let phone = phone::parse_phone(&input.phone_number, input.country_code.as_deref(), fields)?;
+        let metadata = input
+            .metadata
+            .map(|m| Metadata::parse(&m, &path(prefix, "metadata")))
+            .transpose()?;
+        let last_whatsapp_message_at = input
+            .last_whatsapp_message_at
+            .map(|at| message_time(at, now, &path(prefix, "lastWhatsappMessageAt")))
+            .transpose()?;
+        Ok(Self {
+            phone,
+            metadata,
+            last_whatsapp_message_at,
+        })
+    }
+}
+
+/// A reported inbound-message time: stored at microsecond precision, and never more than
+/// [`MAX_FUTURE_SKEW`] ahead of `now`.
+pub fn message_time(
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    field: &str,
+) -> AppResult<DateTime<Utc>> {
+    if at > now + MAX_FUTURE_SKEW {
+        return Err(AppError::validation(
+            field,
+            "a message time may be at most 5 minutes in the future",
+        ));
+    }
+    Ok(to_storage_precision(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    #[test]
+    fn five_minutes_ahead_is_accepted_one_more_microsecond_is_not() {
+        let limit = now() + MAX_FUTURE_SKEW;
+        assert!(message_time(limit, now(), "f").is_ok());
+        assert!(message_time(limit + TimeDelta::microseconds(1), now(), "f").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_nested_field() {
+        let input = ContactInput {
+            phone_number: "nope".into(),
+            ..Default::default()
+        };
+        let err = NewContact::parse(input, "contacts.3", now()).unwrap_err();
+        assert!(
+            matches!(err, AppError::Validation { field, .. } if field == "contacts.3.phoneNumber")
+        );
+    }
+}

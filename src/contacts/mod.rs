@@ -1,0 +1,19 @@
+//! The contacts domain: validation, the window rule, the clock, and every database query.
+
+pub mod clock;
+pub mod cursor;
+pub mod filter;
+pub mod import;
+pub mod input;
+pub mod metadata;
+pub mod order;
+pub mod page;
+pub mod phone;
+mod reads;
+mod service;
+mod sql;
+pub mod window;
+mod writes;
+
+pub use reads::ContactStats;
+pub use service::ContactService;

@@ -1,0 +1,189 @@
+//! Sort orders and their keyset (seek) conditions: (null flag, sort column, id), nulls last in
+//! both directions, ties broken by id.
+
+use chrono::{DateTime, Utc};
+use entity::contact::{Column, Model};
+use sea_orm::{
+    Condition, ExprTrait, Order, QueryOrder, Select,
+    sea_query::{Expr, SimpleExpr},
+};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    LastWhatsappMessageAt,
+    PhoneNumber,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Asc,
+    Desc,
+}
+
+impl Direction {
+    pub fn reversed(self) -> Self {
+        match self {
+            Self::Asc => Self::Desc,
+            Self::Desc => Self::Asc,
+        }
+    }
+
+    fn order(self) -> Order {
+        match self {
+            Self::Asc => Order::Asc,
+            Self::Desc => Order::Desc,
+        }
+    }
+}
+
+/// Default `CREATED_AT ASC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContactOrder {
+    pub field: OrderField,
+    pub direction: Direction,
+}
+
+/// A row's value in the sort column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    Time(DateTime<Utc>),
+    Text(String),
+    Null,
+}
+
+impl SortValue {
+    fn to_expr(&self) -> SimpleExpr {
+        match self {
+            Self::Time(at) => Expr::val(*at),
+            Self::Text(text) => Expr::val(text.clone()),
+            Self::Null => Expr::val(Option::<String>::None),
+        }
+    }
+}
+
+impl OrderField {
+    pub const ALL: [Self; 4] = [
+        Self::CreatedAt,
+        Self::UpdatedAt,
+        Self::LastWhatsappMessageAt,
+        Self::PhoneNumber,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "CREATED_AT",
+            Self::UpdatedAt => "UPDATED_AT",
+            Self::LastWhatsappMessageAt => "LAST_WHATSAPP_MESSAGE_AT",
+            Self::PhoneNumber => "PHONE_NUMBER",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    fn column(self) -> Column {
+        match self {
+            Self::CreatedAt => Column::CreatedAt,
+            Self::UpdatedAt => Column::UpdatedAt,
+            Self::LastWhatsappMessageAt => Column::LastWhatsappMessageAt,
+            Self::PhoneNumber => Column::PhoneNumber,
+        }
+    }
+
+    fn nullable(self) -> bool {
+        self == Self::LastWhatsappMessageAt
+    }
+
+    /// The row's position in this order.
+    pub fn value_of(self, row: &Model) -> SortValue {
+        match self {
+            Self::CreatedAt => SortValue::Time(row.created_at),
+            Self::UpdatedAt => SortValue::Time(row.updated_at),
+            Self::LastWhatsappMessageAt => row
+                .last_whatsapp_message_at
+                .map_or(SortValue::Null, SortValue::Time),
+            Self::PhoneNumber => SortValue::Text(row.phone_number.clone()),
+        }
+    }
+}
+
+/// Orders `select` by the key in `direction` (nulls stay last either way).
+pub fn apply_order(
+    select: Select<entity::contact::Entity>,
+    field: OrderField,
+    direction: Direction,
+) -> Select<entity::contact::Entity> {
+    let column = Expr::col(field.column());
+    let mut select = select;
+    if field.nullable() {
+        // Reading backwards walks the reversed order, where nulls come first.
+        let nulls = if direction == Direction::Asc {
+            Order::Asc
+        } else {
+            Order::Desc
+        };
+        select = select.order_by(column.clone().is_null(), nulls);
+    }
+    select
+        .order_by(column, direction.order())
+        .order_by(Expr::col(Column::Id), direction.order())
+}
+
+/// Rows strictly after (`after == true`) or strictly before the position (`value`, `id`) in the
+/// order (`field`, `direction`).
+pub fn seek(
+    field: OrderField,
+    direction: Direction,
+    value: &SortValue,
+    id: Uuid,
+    after: bool,
+) -> Condition {
+    let column = || Expr::col(field.column());
+    let id_col = || Expr::col(Column::Id);
+    let greater = (direction == Direction::Asc) == after;
+    let beyond = |lhs: Expr, rhs: SimpleExpr| if greater { lhs.gt(rhs) } else { lhs.lt(rhs) };
+    let id_beyond = beyond(id_col(), Expr::val(id));
+    match value {
+        SortValue::Null => {
+            let same_null_key = Condition::all().add(column().is_null()).add(id_beyond);
+            if after {
+                same_null_key
+            } else {
+                Condition::any()
+                    .add(column().is_not_null())
+                    .add(same_null_key)
+            }
+        }
+        value => {
+            let tie = Condition::all()
+                .add(column().eq(value.to_expr()))
+                .add(id_beyond);
+            let mut cond = Condition::any()
+                .add(beyond(column(), value.to_expr()))
+                .add(tie);
+            if after && field.nullable() {
+                cond = cond.add(column().is_null());
+            }
+            cond
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_round_trip() {
+        for field in OrderField::ALL {
+            assert_eq!(OrderField::from_name(field.name()), Some(field));
+        }
+        assert_eq!(OrderField::from_name("ID"), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Relay page requests (`first`/`after`, `last`/`before`) validated into a keyset window.
+
+use entity::contact::Model;
+
+use super::{
+    cursor::Cursor,
+    order::{ContactOrder, OrderField},
+};
+use crate::error::{AppError, AppResult};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// The pagination arguments as sent.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// Which way a page is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// `first` rows after `after`.
+    Forward,
+    /// `last` rows before `before`.
+    Backward,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone)]
+pub struct PageSpec {
+    pub order: ContactOrder,
+    pub reading: Reading,
+    pub limit: u64,
+    pub after: Option<Cursor>,
+    pub before: Option<Cursor>,
+}
+
+/// One page of rows, in the requested order.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub order: OrderField,
+    pub rows: Vec<Model>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+impl Page {
+    pub fn cursor_of(&self, row: &Model) -> String {
+        Cursor {
+            field: self.order,
+            value: self.order.value_of(row),
+            id: row.id,
+        }
+        .encode()
+    }
+}
+
+fn page_size(value: Option<i32>, arg: &str) -> AppResult<Option<u64>> {
+    match value {
+        Some(n) if !(0..=MAX_PAGE_SIZE).contains(&n) => Err(AppError::validation(
+            arg,
+            format!("`{arg}` must be between 0 and {MAX_PAGE_SIZE}"),
+        )),
+        Some(n) => Ok(Some(u64::try_from(n).unwrap_or(0))),
+        None => Ok(None),
+    }
+}
+
+impl PageSpec {
+    pub fn parse(args: PageArgs, order: ContactOrder) -> AppResult<Self> {
+        let first = page_size(args.first, "first")?;
+        let last = page_size(args.last, "last")?;
+        let after = args
+            .after
+            .map(|raw| Cursor::decode(&raw, order.field, "after"))
+            .transpose()?;
+        let before = args
+            .before
+            .map(|raw| Cursor::decode(&raw, order.field, "before"))
+            .transpose()?;
+        let (reading, limit) = match (first, last) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::validation(
+                    "last",
+                    "pass either `first` or `last`, not both",
+                ));
+            }
+            (None, Some(n)) => (Reading::Backward, n),
+            (Some(n), None) => (Reading::Forward, n),
+            // `before` alone reads backwards, like GitHub's API.
+            (None, None) if before.is_some() && after.is_none() => {
+                (Reading::Backward, DEFAULT_PAGE_SIZE)
+            }
+            (None, None) => (Reading::Forward, DEFAULT_PAGE_SIZE),
+        };
+        Ok(Self {
+            order,
+            reading,
+            limit,
+            after,
+            before,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_first_twenty() {
+        let spec = PageSpec::parse(PageArgs::default(), ContactOrder::default()).unwrap();
+        assert_eq!(
+            (spec.reading, spec.limit),
+            (Reading::Forward, DEFAULT_PAGE_SIZE)
+        );
+    }
+
+    #[test]
+    fn page_size_bounds() {
+        for (first, ok) in [(-1, false), (0, true), (100, true), (101, false)] {
+            let args = PageArgs {
+                first: Some(first),
+                ..Default::default()
+            };
+            assert_eq!(
+                PageSpec::parse(args, ContactOrder::default()).is_ok(),
+                ok,
+                "{first}"
+            );
+        }
+    }
+
+    #[test]
+    fn first_and_last_together_is_an_error() {
+        let args = PageArgs {
+            first: Some(1),
+            last: Some(1),
+            ..Default::default()
+        };
+        assert!(PageSpec::parse(args, ContactOrder::default()).is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! Queries: lookups, keyset pages, counts. All run on the read connections.
+
+use chrono::{DateTime, Utc};
+use entity::contact::{Column, Entity, Model};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, Func},
+};
+use uuid::Uuid;
+
+use super::{
+    filter::ContactFilter,
+    order,
+    page::{Page, PageSpec, Reading},
+    phone::{self, PhoneFields},
+    service::ContactService,
+    sql, window,
+};
+use crate::error::AppResult;
+
+/// `contactStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactStats {
+    pub total: i64,
+    pub whatsapp_window_open: i64,
+}
+
+impl ContactService {
+    pub async fn get(&self, id: Uuid) -> AppResult<Option<Model>> {
+        Ok(Entity::find_by_id(id).one(&self.db.read).await?)
+    }
+
+    /// Looks a contact up by any spelling of its number.
+    pub async fn get_by_phone(
+        &self,
+        raw: &str,
+        country_code: Option<&str>,
+    ) -> AppResult<Option<Model>> {
+        let fields = PhoneFields {
+            phone_number: "phoneNumber",
+            country_code: "countryCode",
+        };
+        let parsed = phone::parse_phone(raw, country_code, fields)?;
+        let found = Entity::find()
+            .filter(Column::PhoneNumber.eq(parsed.e164))
+            .one(&self.db.read)
+            .await?;
+        Ok(found)
+    }
+
+    /// One page in keyset order; `now` decides the window filter.
+    pub async fn list(
+        &self,
+        filter: &ContactFilter,
+        spec: &PageSpec,
+        now: DateTime<Utc>,
+    ) -> AppResult<Page> {
+        let field = spec.order.field;
+        let base = filter.condition(self.db.backend(), now);
+        let mut cond = base.clone();
+        if let Some(c) = &spec.after {
+            cond = cond.add(order::seek(
+                field,
+                spec.order.direction,
+                &c.value,
+                c.id,
+                true,
+            ));
+        }
+        if let Some(c) = &spec.before {
+            cond = cond.add(order::seek(
+                field,
+                spec.order.direction,
+                &c.value,
+                c.id,
+                false,
+            ));
+        }
+        let walk = match spec.reading {
+            Reading::Forward => spec.order.direction,
+            Reading::Backward => spec.order.direction.reversed(),
+        };
+        let query = order::apply_order(Entity::find().filter(cond), field, walk);
+        let mut rows = query.limit(spec.limit + 1).all(&self.db.read).await?;
+        let has_more = rows.len() as u64 > spec.limit;
+        rows.truncate(usize::try_from(spec.limit).unwrap_or(usize::MAX));
+        // Beyond the cursor we started from, in the other direction.
+        let (opposite_cursor, looking_after) = match spec.reading {
+            Reading::Forward => (&spec.after, false),
+            Reading::Backward => (&spec.before, true),
+        };
+        let has_opposite = match opposite_cursor {
+            Some(c) => {
+                let beyond = Condition::any()
+                    .add(order::seek(
+                        field,
+                        spec.order.direction,
+                        &c.value,
+                        c.id,
+                        looking_after,
+                    ))
+                    .add(Column::Id.eq(c.id));
+                self.exists(base.add(beyond)).await?
+            }
+            None => false,
+        };
+        if spec.reading == Reading::Backward {
+            rows.reverse();
+        }
+        let (has_next_page, has_previous_page) = match spec.reading {
+            Reading::Forward => (has_more, has_opposite),
+            Reading::Backward => (has_opposite, has_more),
+        };
+        Ok(Page {
+            order: field,
+            rows,
+            has_next_page,
+            has_previous_page,
+        })
+    }
+
+    async fn exists(&self, cond: Condition) -> AppResult<bool> {
+        let found = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(cond)
+            .limit(1);
+        Ok(found
+            .into_tuple::<Uuid>()
+            .one(&self.db.read)
+            .await?
+            .is_some())
+    }
+
+    /// How many contacts match, regardless of pagination.
+    pub async fn count(&self, filter: &ContactFilter, now: DateTime<Utc>) -> AppResult<u64> {
+        let cond = filter.condition(self.db.backend(), now);
+        Ok(Entity::find().filter(cond).count(&self.db.read).await?)
+    }
+
+    /// Totals in one statement, so both numbers come from one snapshot.
+    pub async fn stats(
+        &self,
+        filter: &ContactFilter,
+        now: DateTime<Utc>,
+    ) -> AppResult<ContactStats> {
+        let cond = filter.condition(self.db.backend(), now);
+        let open = sql::custom(
+            self.db.backend(),
+            "COALESCE(SUM(CASE WHEN last_whatsapp_message_at > ? THEN 1 ELSE 0 END), 0)",
+            [window::opened_after(now)],
+        );
+        let (total, whatsapp_window_open) = Entity::find()
+            .select_only()
+            .column_as(Expr::from(Func::count(Expr::col(Column::Id))), "total")
+            .column_as(open, "open")
+            .filter(cond)
+            .into_tuple::<(i64, i64)>()
+            .one(&self.db.read)
+            .await?
+            .unwrap_or_default();
+        Ok(ContactStats {
+            total,
+            whatsapp_window_open,
+        })
+    }
+}

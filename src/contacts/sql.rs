@@ -1,0 +1,89 @@
+//! The few expressions whose SQL differs between SQLite and PostgreSQL; everything else is
+//! built once with sea-query and runs on both.
+
+use sea_orm::{
+    DbBackend, ExprTrait,
+    sea_query::{Expr, SimpleExpr},
+};
+use serde_json::Value;
+
+use super::metadata::Metadata;
+
+/// A custom expression written with `?` placeholders, numbered for PostgreSQL (`$1`, `$2`...),
+/// because sea-query only substitutes the backend's own placeholder style.
+pub fn custom<V, I>(backend: DbBackend, template: &str, values: I) -> SimpleExpr
+where
+    V: Into<sea_orm::Value>,
+    I: IntoIterator<Item = V>,
+{
+    if backend != DbBackend::Postgres {
+        return Expr::cust_with_values(template.to_owned(), values);
+    }
+    let mut numbered = String::with_capacity(template.len() + 8);
+    for (index, piece) in template.split('?').enumerate() {
+        if index > 0 {
+            numbered.push_str(&format!("${index}"));
+        }
+        numbered.push_str(piece);
+    }
+    Expr::cust_with_values(numbered, values)
+}
+
+/// `metadata` contains every pair of `wanted`.
+pub fn metadata_contains(backend: DbBackend, wanted: &Metadata) -> SimpleExpr {
+    match backend {
+        // jsonb containment, served by the GIN index.
+        DbBackend::Postgres => custom(backend, "metadata @> CAST(? AS jsonb)", [wanted.to_json()]),
+        // json_each compares keys as data, so no key needs escaping into a JSON path.
+        _ => wanted
+            .iter()
+            .map(|(key, value)| {
+                custom(
+                    backend,
+                    "EXISTS (SELECT 1 FROM json_each(contacts.metadata) AS m \
+                     WHERE m.key = ? AND m.type = 'text' AND m.value = ?)",
+                    [key.clone(), value.clone()],
+                )
+            })
+            .reduce(|all, one| all.and(one))
+            .unwrap_or_else(|| Expr::cust("1 = 1")),
+    }
+}
+
+/// The stored metadata with `set` merged in and `unset` removed, as one expression so the
+/// merge happens inside a single UPDATE.
+pub fn metadata_merged(backend: DbBackend, set: &Metadata, unset: &[String]) -> SimpleExpr {
+    let unset = Value::Array(unset.iter().cloned().map(Value::String).collect());
+    match backend {
+        DbBackend::Postgres => custom(
+            backend,
+            "(metadata || CAST(? AS jsonb)) - ARRAY(SELECT jsonb_array_elements_text(CAST(? AS jsonb)))",
+            [set.to_json(), unset],
+        ),
+        _ => custom(
+            backend,
+            "(SELECT json_group_object(m.key, m.value) FROM json_each(json_patch(contacts.metadata, ?)) AS m \
+             WHERE m.key NOT IN (SELECT u.value FROM json_each(?) AS u))",
+            [set.to_json().to_string(), unset.to_string()],
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{PostgresQueryBuilder, Query, SqliteQueryBuilder};
+
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        let pg = Query::select()
+            .expr(custom(DbBackend::Postgres, "? + ?", [1, 2]))
+            .to_string(PostgresQueryBuilder);
+        assert_eq!(pg, "SELECT 1 + 2");
+        let lite = Query::select()
+            .expr(custom(DbBackend::Sqlite, "? + ?", [1, 2]))
+            .to_string(SqliteQueryBuilder);
+        assert_eq!(lite, "SELECT 1 + 2");
+    }
+}

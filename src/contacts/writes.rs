@@ -1,0 +1,277 @@
+//! Writes. Each runs on the write connection as one statement or one transaction, then
+//! announces the change.
+
+use chrono::{DateTime, Utc};
+use entity::contact::{ActiveModel, Column, Entity, Model};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
+};
+use uuid::Uuid;
+
+use super::{
+    clock::to_storage_precision,
+    input::{self, ContactChanges, ContactInput, NewContact},
+    metadata::{self, Metadata},
+    phone::{self, PhoneFields},
+    service::ContactService,
+    sql,
+};
+use crate::{
+    error::{AppError, AppResult},
+    events::ChangeKind,
+};
+
+const DUPLICATE_PHONE: &str = "a contact with this phone number already exists";
+
+/// Keeps the later of the stored and the incoming message time, so late or repeated webhook
+/// deliveries never move it backwards.
+const LATEST_MESSAGE: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
+     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
+     THEN excluded.last_whatsapp_message_at ELSE contacts.last_whatsapp_message_at END";
+const UPDATED_IF_LATER: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
+     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
+     THEN excluded.updated_at ELSE contacts.updated_at END";
+
+fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
+    ActiveModel {
+        id: Set(Uuid::now_v7()),
+        phone_number: Set(contact.phone.e164.clone()),
+        country_code: Set(contact.phone.country_code.clone()),
+        last_whatsapp_message_at: Set(contact.last_whatsapp_message_at),
+        metadata: Set(contact.metadata.clone().unwrap_or_default().to_json()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+impl ContactService {
+    pub async fn create(&self, input: ContactInput) -> AppResult<Model> {
+        let now = self.now();
+        let contact = NewContact::parse(input, "input", now)?;
+        let row = new_row(&contact, now)
+            .insert(&self.db.write)
+            .await
+            .map_err(|err| {
+                AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
+            })?;
+        self.announce(ChangeKind::Created, row.id, now);
+        Ok(row)
+    }
+
+    /// Creates or updates by phone number in one statement; `true` when created.
+    pub async fn upsert(&self, input: ContactInput) -> AppResult<(Model, bool)> {
+        let now = self.now();
+        let contact = NewContact::parse(input, "input", now)?;
+        let (row, created) = self.upsert_on(&self.db.write, &contact, now).await?;
+        let kind = if created {
+            ChangeKind::Created
+        } else {
+            ChangeKind::Updated
+        };
+        self.announce(kind, row.id, now);
+        Ok((row, created))
+    }
+
+    pub(super) async fn upsert_on<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: &NewContact,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Model, bool)> {
+        let row = new_row(contact, now);
+        let new_id = Uuid::now_v7();
+        let mut columns = vec![Column::CountryCode, Column::UpdatedAt];
+        if contact.metadata.is_some() {
+            columns.push(Column::Metadata);
+        }
+        if contact.last_whatsapp_message_at.is_some() {
+            columns.push(Column::LastWhatsappMessageAt);
+        }
+        let on_conflict = OnConflict::column(Column::PhoneNumber)
+            .update_columns(columns)
+            .to_owned();
+        let stored = Entity::insert(ActiveModel {
+            id: Set(new_id),
+            ..row
+        })
+        .on_conflict(on_conflict)
+        .exec_with_returning(conn)
+        .await?;
+        // The id we generated survives only if the row is new.
+        let created = stored.id == new_id;
+        Ok((stored, created))
+    }
+
+    pub async fn update(&self, id: Uuid, changes: ContactChanges) -> AppResult<Model> {
+        let now = self.now();
+        let txn = self.db.write.begin().await?;
+        let current = Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
+        let mut row: ActiveModel = current.clone().into();
+        apply_phone_changes(&mut row, &current, &changes)?;
+        if let Some(metadata) = changes.metadata {
+            let parsed = metadata
+                .map(|m| Metadata::parse(&m, "input.metadata"))
+                .transpose()?;
+            row.metadata = Set(parsed.unwrap_or_default().to_json());
+        }
+        if let Some(last) = changes.last_whatsapp_message_at {
+            let last = last
+                .map(|at| input::message_time(at, now, "input.lastWhatsappMessageAt"))
+                .transpose()?;
+            row.last_whatsapp_message_at = Set(last);
+        }
+        row.updated_at = Set(now);
+        let updated = row.update(&txn).await.map_err(|err| {
+            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
+        })?;
+        txn.commit().await?;
+        self.announce(ChangeKind::Updated, id, now);
+        Ok(updated)
+    }
+
+    pub async fn delete(&self, id: Uuid) -> AppResult<Uuid> {
+        let result = Entity::delete_by_id(id).exec(&self.db.write).await?;
+        if result.rows_affected == 0 {
+            return Err(AppError::not_found(format!("no contact with id {id}")));
+        }
+        self.announce(ChangeKind::Deleted, id, self.now());
+        Ok(id)
+    }
+
+    /// Merges `set` and removes `unset` in one UPDATE, so concurrent patches of different keys
+    /// all survive; rolled back if the result breaks the key limit.
+    pub async fn patch_metadata(
+        &self,
+        id: Uuid,
+        set: Option<serde_json::Map<String, serde_json::Value>>,
+        unset: Option<Vec<String>>,
+    ) -> AppResult<Model> {
+        let set = set
+            .map(|m| Metadata::parse(&m, "set"))
+            .transpose()?
+            .unwrap_or_default();
+        let unset = unset.unwrap_or_default();
+        for key in &unset {
+            metadata::check_key(key, "unset")?;
+            if set.contains_key(key) {
+                return Err(AppError::validation(
+                    "unset",
+                    format!("\"{key}\" is both set and unset"),
+                ));
+            }
+        }
+        let now = self.now();
+        let txn = self.db.write.begin().await?;
+        let merged = sql::metadata_merged(self.db.backend(), &set, &unset);
+        let mut rows = Entity::update_many()
+            .col_expr(Column::Metadata, merged)
+            .col_expr(Column::UpdatedAt, Expr::val(now))
+            .filter(Column::Id.eq(id))
+            .exec_with_returning(&txn)
+            .await?;
+        let row = rows
+            .pop()
+            .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
+        if Metadata::from_stored(&row.metadata).len() > metadata::MAX_KEYS {
+            txn.rollback().await?;
+            return Err(AppError::validation(
+                "set",
+                format!("metadata has at most {} keys", metadata::MAX_KEYS),
+            ));
+        }
+        txn.commit().await?;
+        self.announce(ChangeKind::Updated, id, now);
+        Ok(row)
+    }
+
+    /// An inbound WhatsApp message: creates the contact if needed and moves
+    /// `lastWhatsappMessageAt` forward only, in one statement.
+    pub async fn record_message(
+        &self,
+        raw_phone: &str,
+        country_code: Option<&str>,
+        received_at: Option<DateTime<Utc>>,
+    ) -> AppResult<Model> {
+        let now = self.now();
+        let fields = PhoneFields {
+            phone_number: "phoneNumber",
+            country_code: "countryCode",
+        };
+        let phone = phone::parse_phone(raw_phone, country_code, fields)?;
+        let at = match received_at {
+            Some(at) => input::message_time(at, now, "receivedAt")?,
+            None => to_storage_precision(now),
+        };
+        let contact = NewContact {
+            phone,
+            metadata: None,
+            last_whatsapp_message_at: Some(at),
+        };
+        let new_id = Uuid::now_v7();
+        let on_conflict = OnConflict::column(Column::PhoneNumber)
+            .value(Column::LastWhatsappMessageAt, Expr::cust(LATEST_MESSAGE))
+            .value(Column::UpdatedAt, Expr::cust(UPDATED_IF_LATER))
+            .to_owned();
+        let row = Entity::insert(ActiveModel {
+            id: Set(new_id),
+            ..new_row(&contact, now)
+        })
+        .on_conflict(on_conflict)
+        .exec_with_returning(&self.db.write)
+        .await?;
+        let kind = if row.id == new_id {
+            ChangeKind::Created
+        } else {
+            ChangeKind::Updated
+        };
+        self.announce(kind, row.id, now);
+        Ok(row)
+    }
+}
+
+/// Applies `phoneNumber` and `countryCode` changes, keeping the pair consistent.
+fn apply_phone_changes(
+    row: &mut ActiveModel,
+    current: &Model,
+    changes: &ContactChanges,
+) -> AppResult<()> {
+    let fields = PhoneFields {
+        phone_number: "input.phoneNumber",
+        country_code: "input.countryCode",
+    };
+    let country = changes.country_code.clone();
+    match (&changes.phone_number, country) {
+        (Some(None), _) => Err(AppError::validation(
+            "input.phoneNumber",
+            "phoneNumber cannot be null",
+        )),
+        (Some(Some(raw)), country) => {
+            let given = country.as_ref().and_then(|c| c.as_deref());
+            let parsed = phone::parse_phone(raw, given, fields)?;
+            row.phone_number = Set(parsed.e164);
+            // Explicit null clears; otherwise given or derived from the new number.
+            row.country_code = Set(if matches!(country, Some(None)) {
+                None
+            } else {
+                parsed.country_code
+            });
+            Ok(())
+        }
+        (None, Some(Some(code))) => {
+            let parsed = phone::parse_phone(&current.phone_number, Some(&code), fields)?;
+            row.country_code = Set(parsed.country_code);
+            Ok(())
+        }
+        (None, Some(None)) => {
+            row.country_code = Set(None);
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}

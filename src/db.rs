@@ -1,0 +1,172 @@
+//! Database connections: SQLite (embedded default) or PostgreSQL, chosen by the URL.
+//!
+//! SQLite gets two pools: several read-only connections that run concurrently under WAL, and
+//! a single writer connection, so writes queue in the pool instead of failing with
+//! "database is locked".
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    sqlx::{
+        postgres::{PgConnectOptions, PgPoolOptions},
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    },
+};
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a lock held by another process before giving up.
+    pub busy_timeout: Duration,
+}
+
+/// The connections a service uses: `write` for every write, `read` for everything else.
+/// On PostgreSQL both are the same pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub read: DatabaseConnection,
+    pub write: DatabaseConnection,
+}
+
+/// Pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub role: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl Db {
+    pub async fn connect(options: &DbOptions) -> anyhow::Result<Self> {
+        if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+            connect_postgres(options).await
+        } else if options.url.starts_with("sqlite:") {
+            connect_sqlite(options).await
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://")
+        }
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.write.get_database_backend()
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        Migrator::up(&self.write, None)
+            .await
+            .context("applying migrations")
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn is_reachable(&self) -> bool {
+        self.read.execute_unprepared("SELECT 1").await.is_ok()
+    }
+
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        match self.backend() {
+            DbBackend::Postgres => {
+                let pool = self.write.get_postgres_connection_pool();
+                vec![stats(
+                    "primary",
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )]
+            }
+            _ => [("read", &self.read), ("write", &self.write)]
+                .into_iter()
+                .map(|(role, conn)| {
+                    let pool = conn.get_sqlite_connection_pool();
+                    stats(
+                        role,
+                        pool.size(),
+                        pool.num_idle(),
+                        pool.options().get_max_connections(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.read.close().await;
+        let _ = self.write.close().await;
+    }
+}
+
+fn stats(role: &'static str, size: u32, idle: usize, max: u32) -> PoolStats {
+    PoolStats {
+        role,
+        size,
+        idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        max,
+    }
+}
+
+async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
+    let base = SqliteConnectOptions::from_str(&options.url)
+        .context("parsing the SQLite DATABASE_URL")?
+        .create_if_missing(true)
+        .busy_timeout(options.busy_timeout)
+        .foreign_keys(true);
+    let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
+    if in_memory {
+        // Every in-memory connection is its own database: one connection does everything.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(base)
+            .await?;
+        let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        return Ok(Db {
+            read: conn.clone(),
+            write: conn,
+        });
+    }
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so an
+    // acknowledged write survives a crash of the process or of the machine.
+    let file = base
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(file.clone())
+        .await
+        .context("opening the SQLite database")?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(file.read_only(true))
+        .await?;
+    Ok(Db {
+        read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
+        write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
+    })
+}
+
+async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
+    let connect =
+        PgConnectOptions::from_str(&options.url).context("parsing the PostgreSQL DATABASE_URL")?;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    Ok(Db {
+        read: conn.clone(),
+        write: conn,
+    })
+}

@@ -1,0 +1,136 @@
+//! `AppError`: every failure a request can meet, each with a stable GraphQL `extensions.code`.
+
+use async_graphql::ErrorExtensions;
+use sea_orm::{DbErr, SqlErr};
+
+/// Result of a domain operation.
+pub type AppResult<T> = Result<T, AppError>;
+
+/// A failure with a stable code.
+///
+/// Deliberately not `Display`: async-graphql turns any `Display` error into a GraphQL error
+/// without a code, so the only conversion is [`From<AppError> for async_graphql::Error`] below,
+/// which always attaches `extensions.code`.
+#[derive(Debug)]
+pub enum AppError {
+    /// Client input that breaks a rule; `field` is the input path (`input.phoneNumber`).
+    Validation {
+        field: String,
+        message: String,
+    },
+    NotFound {
+        message: String,
+    },
+    Conflict {
+        field: String,
+        message: String,
+    },
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    /// Anything the client did not cause. Logged in full, answered generically.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound {
+            message: message.into(),
+        }
+    }
+
+    /// Maps a unique-constraint violation to `Conflict` on `field`, on every backend;
+    /// any other database error is internal.
+    pub fn from_db_with_conflict(err: DbErr, field: &str, message: &str) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::Conflict {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            },
+            _ => err.into(),
+        }
+    }
+
+    /// The stable `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "BAD_USER_INPUT",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The message a client sees: never internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Validation { message, .. }
+            | Self::NotFound { message }
+            | Self::Conflict { message, .. } => message.clone(),
+            Self::Unauthenticated => "authentication required".to_owned(),
+            Self::Forbidden => "not allowed".to_owned(),
+            Self::RateLimited => "too many requests".to_owned(),
+            Self::Internal(_) => "internal server error".to_owned(),
+        }
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        Self::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        if let AppError::Internal(detail) = &err {
+            tracing::error!(error = %detail, "internal error");
+        }
+        async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
+            ext.set("code", err.code());
+            if let AppError::Validation { field, .. } | AppError::Conflict { field, .. } = &err {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_error_carries_code_and_field() {
+        let err: async_graphql::Error = AppError::validation("input.phoneNumber", "bad").into();
+        let ext = err.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("BAD_USER_INPUT"))
+        );
+        assert_eq!(
+            ext.get("field"),
+            Some(&async_graphql::Value::from("input.phoneNumber"))
+        );
+    }
+
+    #[test]
+    fn internal_error_hides_detail() {
+        let err: async_graphql::Error = AppError::Internal("SELECT secret".into()).into();
+        assert_eq!(err.message, "internal server error");
+        let ext = err.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+        );
+    }
+}

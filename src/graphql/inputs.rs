@@ -1,0 +1,144 @@
+//! Input objects and enums, and their translation into domain input.
+
+use async_graphql::{Enum, InputObject, MaybeUndefined};
+
+use super::scalars::{MetadataMap, Timestamp};
+use crate::contacts::{
+    filter::FilterInput,
+    input::{ContactChanges, ContactInput},
+    order::{self, OrderField},
+};
+
+/// Which contacts to return; every given condition must hold.
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    /// Only contacts whose window is open (true) or closed or never opened (false).
+    pub whatsapp_window_open: Option<bool>,
+    /// Any of these ISO 3166-1 alpha-2 codes.
+    pub country_code: Option<Vec<String>>,
+    /// E.164 prefix, e.g. `+569`.
+    pub phone_number_prefix: Option<String>,
+    /// Every pair must match.
+    pub metadata: Option<MetadataMap>,
+    /// Created strictly after this instant.
+    pub created_after: Option<Timestamp>,
+    /// Created strictly before this instant.
+    pub created_before: Option<Timestamp>,
+    /// Last inbound message strictly after this instant.
+    pub last_whatsapp_message_after: Option<Timestamp>,
+    /// Last inbound message strictly before this instant.
+    pub last_whatsapp_message_before: Option<Timestamp>,
+}
+
+impl From<ContactFilter> for FilterInput {
+    fn from(f: ContactFilter) -> Self {
+        Self {
+            whatsapp_window_open: f.whatsapp_window_open,
+            country_code: f.country_code,
+            phone_number_prefix: f.phone_number_prefix,
+            metadata: f.metadata.map(|m| m.0),
+            created_after: f.created_after.map(|t| t.0),
+            created_before: f.created_before.map(|t| t.0),
+            last_whatsapp_message_after: f.last_whatsapp_message_after.map(|t| t.0),
+            last_whatsapp_message_before: f.last_whatsapp_message_before.map(|t| t.0),
+        }
+    }
+}
+
+/// What contacts can be sorted by. Ties are broken by id; contacts that never messaged sort
+/// last for `LAST_WHATSAPP_MESSAGE_AT` in both directions.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ContactOrderField {
+    CreatedAt,
+    UpdatedAt,
+    LastWhatsappMessageAt,
+    PhoneNumber,
+}
+
+/// Sort direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum OrderDirection {
+    Asc,
+    Desc,
+}
+
+/// A sort order.
+#[derive(InputObject)]
+pub struct ContactOrder {
+    /// The field to sort by.
+    pub field: ContactOrderField,
+    /// The direction.
+    pub direction: OrderDirection,
+}
+
+impl From<ContactOrder> for order::ContactOrder {
+    fn from(o: ContactOrder) -> Self {
+        let field = match o.field {
+            ContactOrderField::CreatedAt => OrderField::CreatedAt,
+            ContactOrderField::UpdatedAt => OrderField::UpdatedAt,
+            ContactOrderField::LastWhatsappMessageAt => OrderField::LastWhatsappMessageAt,
+            ContactOrderField::PhoneNumber => OrderField::PhoneNumber,
+        };
+        let direction = match o.direction {
+            OrderDirection::Asc => order::Direction::Asc,
+            OrderDirection::Desc => order::Direction::Desc,
+        };
+        Self { field, direction }
+    }
+}
+
+/// A new contact.
+#[derive(InputObject)]
+pub struct CreateContactInput {
+    /// E.164 or international format (`+56 9 1234 5678`), or national with `countryCode`.
+    pub phone_number: String,
+    /// ISO 3166-1 alpha-2; derived from the number when absent.
+    pub country_code: Option<String>,
+    /// String → string map.
+    pub metadata: Option<MetadataMap>,
+    /// When the contact last messaged us; at most 5 minutes in the future.
+    pub last_whatsapp_message_at: Option<Timestamp>,
+}
+
+impl From<CreateContactInput> for ContactInput {
+    fn from(i: CreateContactInput) -> Self {
+        Self {
+            phone_number: i.phone_number,
+            country_code: i.country_code,
+            metadata: i.metadata.map(|m| m.0),
+            last_whatsapp_message_at: i.last_whatsapp_message_at.map(|t| t.0),
+        }
+    }
+}
+
+/// Changes to a contact: an absent field is unchanged, an explicit `null` clears it.
+#[derive(InputObject)]
+pub struct UpdateContactInput {
+    /// A new number (international format, or national with `countryCode`).
+    pub phone_number: MaybeUndefined<String>,
+    /// A new country code; null clears it. Derived again when only the number changes.
+    pub country_code: MaybeUndefined<String>,
+    /// Replaces the whole map; null empties it. See `patchContactMetadata` to merge.
+    pub metadata: MaybeUndefined<MetadataMap>,
+    /// Sets the last inbound message time; null clears it.
+    pub last_whatsapp_message_at: MaybeUndefined<Timestamp>,
+}
+
+fn change<T, U>(value: MaybeUndefined<T>, map: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(map(v))),
+    }
+}
+
+impl From<UpdateContactInput> for ContactChanges {
+    fn from(i: UpdateContactInput) -> Self {
+        Self {
+            phone_number: change(i.phone_number, |v| v),
+            country_code: change(i.country_code, |v| v),
+            metadata: change(i.metadata, |m| m.0),
+            last_whatsapp_message_at: change(i.last_whatsapp_message_at, |t| t.0),
+        }
+    }
+}

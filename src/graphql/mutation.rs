@@ -1,0 +1,173 @@
+//! Mutation root: translation only; the rules live in `contacts`.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use super::{
+    contact::Contact,
+    inputs::{CreateContactInput, UpdateContactInput},
+    parse_id, request_now,
+    scalars::{MetadataMap, Timestamp},
+    service,
+};
+use crate::contacts::{import::ImportReport, input::ContactInput};
+
+pub struct MutationRoot;
+
+/// The contact a mutation wrote.
+#[derive(SimpleObject)]
+pub struct ContactPayload {
+    /// The contact as stored.
+    contact: Contact,
+}
+
+/// What `deleteContact` removed.
+#[derive(SimpleObject)]
+pub struct DeleteContactPayload {
+    /// The id of the deleted contact.
+    deleted_contact_id: ID,
+}
+
+/// The contact an upsert wrote, and whether it was new.
+#[derive(SimpleObject)]
+pub struct UpsertContactPayload {
+    /// The contact as stored.
+    contact: Contact,
+    /// True when the contact did not exist before.
+    created: bool,
+}
+
+/// A row `importContacts` rejected.
+#[derive(SimpleObject)]
+pub struct ImportFailure {
+    /// Position of the row in `contacts`, from 0.
+    index: i32,
+    /// The error code, as in `extensions.code`.
+    code: String,
+    /// Why the row was rejected.
+    message: String,
+}
+
+/// The outcome of an import.
+#[derive(SimpleObject)]
+pub struct ImportContactsPayload {
+    /// Rows that created a contact.
+    created: i32,
+    /// Rows that updated an existing contact.
+    updated: i32,
+    /// Rows that were rejected; the others were imported.
+    failed: Vec<ImportFailure>,
+}
+
+impl From<ImportReport> for ImportContactsPayload {
+    fn from(r: ImportReport) -> Self {
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let failed = r
+            .failed
+            .into_iter()
+            .map(|f| ImportFailure {
+                index: count(f.index),
+                code: f.code.to_owned(),
+                message: f.message,
+            })
+            .collect();
+        Self {
+            created: count(r.created),
+            updated: count(r.updated),
+            failed,
+        }
+    }
+}
+
+fn payload(ctx: &Context<'_>, row: entity::contact::Model) -> ContactPayload {
+    ContactPayload {
+        contact: Contact::new(row, request_now(ctx)),
+    }
+}
+
+#[Object]
+impl MutationRoot {
+    /// Creates a contact; `CONFLICT` if the number exists.
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?.create(input.into()).await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Changes a contact; `NOT_FOUND` if absent.
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateContactInput,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?
+            .update(parse_id(&id, "id")?, input.into())
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Deletes a contact; `NOT_FOUND` if absent.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+        let deleted = service(ctx)?.delete(parse_id(&id, "id")?).await?;
+        Ok(DeleteContactPayload {
+            deleted_contact_id: ID(deleted.to_string()),
+        })
+    }
+
+    /// Creates or updates the contact with this phone number; absent fields keep stored values.
+    async fn upsert_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateContactInput,
+    ) -> Result<UpsertContactPayload> {
+        let (row, created) = service(ctx)?.upsert(input.into()).await?;
+        Ok(UpsertContactPayload {
+            contact: Contact::new(row, request_now(ctx)),
+            created,
+        })
+    }
+
+    /// Merges `set` into the metadata and removes `unset` keys, atomically.
+    async fn patch_contact_metadata(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        set: Option<MetadataMap>,
+        unset: Option<Vec<String>>,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?
+            .patch_metadata(parse_id(&id, "id")?, set.map(|m| m.0), unset)
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records an inbound WhatsApp message: creates the contact if needed and moves
+    /// `lastWhatsappMessageAt` forward (never backwards).
+    async fn record_whatsapp_message(
+        &self,
+        ctx: &Context<'_>,
+        phone_number: String,
+        country_code: Option<String>,
+        #[graphql(desc = "When the message arrived; defaults to now; at most 5 minutes ahead.")]
+        received_at: Option<Timestamp>,
+    ) -> Result<ContactPayload> {
+        let at = received_at.map(|t| t.0);
+        let row = service(ctx)?
+            .record_message(&phone_number, country_code.as_deref(), at)
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Upserts up to 1,000 contacts by phone number; bad rows are reported, not fatal.
+    async fn import_contacts(
+        &self,
+        ctx: &Context<'_>,
+        contacts: Vec<CreateContactInput>,
+    ) -> Result<ImportContactsPayload> {
+        let rows: Vec<ContactInput> = contacts.into_iter().map(Into::into).collect();
+        Ok(service(ctx)?.import(rows).await?.into())
+    }
+}

@@ -1,0 +1,100 @@
+//! Query root: translation only; the rules live in `contacts`.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+
+use super::{
+    connection::ContactConnection,
+    contact::{Contact, Node},
+    inputs, parse_id, request_now, service,
+};
+use crate::contacts::{
+    filter::{self, FilterInput},
+    page::{PageArgs, PageSpec},
+};
+
+pub struct QueryRoot;
+
+/// Counts over the contacts matching a filter.
+#[derive(SimpleObject)]
+pub struct ContactStats {
+    /// All matching contacts.
+    total: i64,
+    /// Matching contacts whose window is open now.
+    whatsapp_window_open: i64,
+}
+
+fn parse_filter(filter: Option<inputs::ContactFilter>) -> Result<filter::ContactFilter> {
+    let input = filter.map(FilterInput::from).unwrap_or_default();
+    Ok(filter::ContactFilter::parse(input, "filter")?)
+}
+
+#[Object]
+impl QueryRoot {
+    /// Any object by its id.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        let contact = self.contact(ctx, id).await?;
+        Ok(contact.map(Node::Contact))
+    }
+
+    /// A contact by id; null when there is none.
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contact>> {
+        let row = service(ctx)?.get(parse_id(&id, "id")?).await?;
+        Ok(row.map(|row| Contact::new(row, request_now(ctx))))
+    }
+
+    /// A contact by phone number, in any format the input accepts; null when there is none.
+    async fn contact_by_phone_number(
+        &self,
+        ctx: &Context<'_>,
+        phone_number: String,
+        #[graphql(desc = "Needed when `phoneNumber` is national.")] country_code: Option<String>,
+    ) -> Result<Option<Contact>> {
+        let row = service(ctx)?
+            .get_by_phone(&phone_number, country_code.as_deref())
+            .await?;
+        Ok(row.map(|row| Contact::new(row, request_now(ctx))))
+    }
+
+    /// Contacts, a page at a time (Relay cursor connection; default 20, at most 100).
+    #[allow(clippy::too_many_arguments)]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Up to 100 contacts after `after`.")] first: Option<i32>,
+        #[graphql(desc = "A cursor from a previous page.")] after: Option<String>,
+        #[graphql(desc = "Up to 100 contacts before `before`.")] last: Option<i32>,
+        #[graphql(desc = "A cursor from a previous page.")] before: Option<String>,
+        filter: Option<inputs::ContactFilter>,
+        #[graphql(desc = "Default `CREATED_AT ASC`.")] order_by: Option<inputs::ContactOrder>,
+    ) -> Result<ContactConnection> {
+        let order = order_by.map(Into::into).unwrap_or_default();
+        let spec = PageSpec::parse(
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            order,
+        )?;
+        let filter = parse_filter(filter)?;
+        let now = request_now(ctx);
+        let page = service(ctx)?.list(&filter, &spec, now).await?;
+        Ok(ContactConnection { page, filter, now })
+    }
+
+    /// Totals over the contacts matching `filter`.
+    async fn contact_stats(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<inputs::ContactFilter>,
+    ) -> Result<ContactStats> {
+        let stats = service(ctx)?
+            .stats(&parse_filter(filter)?, request_now(ctx))
+            .await?;
+        Ok(ContactStats {
+            total: stats.total,
+            whatsapp_window_open: stats.whatsapp_window_open,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! Custom scalars: `DateTime` (RFC 3339, UTC, `Z`) and `Metadata` (a JSON object of strings).
+
+use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value as Json};
+
+use crate::contacts::{clock::to_storage_precision, metadata::Metadata};
+
+/// An instant in RFC 3339 with a `Z` (`2026-11-24T13:37:00Z`); sub-second precision is kept up to
+/// microseconds. Input may use any offset and is converted to UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
+)]
+impl ScalarType for Timestamp {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        DateTime::parse_from_rfc3339(text)
+            .map(|at| Self(to_storage_precision(at.with_timezone(&Utc))))
+            .map_err(|_| {
+                InputValueError::custom(format!("\"{text}\" is not an RFC 3339 date-time"))
+            })
+    }
+
+    // Checked during validation too, so a bad literal or variable is rejected before anything
+    // runs, with the argument path.
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(text) if DateTime::parse_from_rfc3339(text).is_ok())
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+}
+
+/// String → string map, `{}` when empty. At most 50 keys; keys 1–40 characters; values at most
+/// 500 characters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataMap(pub Map<String, Json>);
+
+#[Scalar(name = "Metadata")]
+impl ScalarType for MetadataMap {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        // Only the shape is checked here; the limits are checked by the domain, which knows
+        // the input path to report.
+        match value.into_json() {
+            Ok(Json::Object(object)) => Ok(Self(object)),
+            _ => Err(InputValueError::custom(
+                "Metadata must be a JSON object whose values are strings",
+            )),
+        }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::Object(_))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::from_json(Json::Object(self.0.clone())).unwrap_or(Value::Null)
+    }
+}
+
+impl From<&Metadata> for MetadataMap {
+    fn from(metadata: &Metadata) -> Self {
+        match metadata.to_json() {
+            Json::Object(object) => Self(object),
+            _ => Self::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_is_written_in_utc_with_z() {
+        let parsed = Timestamp::parse(Value::from("2026-11-24T15:37:00.5+02:00")).unwrap();
+        assert_eq!(parsed.to_value(), Value::from("2026-11-24T13:37:00.500Z"));
+    }
+
+    #[test]
+    fn datetime_keeps_microseconds_and_drops_nanoseconds() {
+        let parsed = Timestamp::parse(Value::from("2026-11-24T13:37:00.123456789Z")).unwrap();
+        assert_eq!(
+            parsed.to_value(),
+            Value::from("2026-11-24T13:37:00.123456Z")
+        );
+    }
+
+    #[test]
+    fn datetime_rejects_other_formats() {
+        for bad in ["2026-11-24", "yesterday", "2026-11-24 13:37:00"] {
+            assert!(Timestamp::parse(Value::from(bad)).is_err(), "{bad}");
+        }
+        assert!(Timestamp::parse(Value::from(5)).is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_an_object() {
+        assert!(MetadataMap::parse(Value::from("x")).is_err());
+        assert!(MetadataMap::parse(Value::List(vec![])).is_err());
+    }
+}

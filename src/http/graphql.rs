@@ -1,0 +1,265 @@
+//! `POST /graphql` and `GET /graphql`: GraphQL over HTTP with the transport rules of the
+//! contract (415, 405, 406, 413, 400) that async-graphql-axum alone does not enforce.
+
+use std::time::Instant;
+
+use async_graphql::{
+    Request, Response as GqlResponse, ServerError, Variables,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType as DocOperationType},
+};
+use axum::{
+    body::Bytes,
+    extract::{
+        Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{
+    AppState,
+    negotiate::{Format, error_response, is_json_body, response_format, wants_html},
+};
+use crate::{
+    graphql::{RequestNow, codes},
+    metrics::{OperationType, Outcome},
+};
+
+pub async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(format) = response_format(&headers) else {
+        return not_acceptable();
+    };
+    if !is_json_body(&headers) {
+        let message = "POST /graphql takes Content-Type: application/json";
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format,
+            "UNSUPPORTED_MEDIA_TYPE",
+            message,
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = "request body is larger than 1 MiB";
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format,
+                "PAYLOAD_TOO_LARGE",
+                message,
+            );
+        }
+        Err(rejection) => {
+            return error_response(
+                rejection.status(),
+                format,
+                codes::BAD_REQUEST,
+                &rejection.body_text(),
+            );
+        }
+    };
+    match serde_json::from_slice::<Request>(&body) {
+        Ok(request) => run(&state, request, format, true).await,
+        Err(err) => {
+            let message = format!(
+                "the body is not a GraphQL request object (batching is not supported): {err}"
+            );
+            error_response(
+                StatusCode::BAD_REQUEST,
+                format,
+                codes::BAD_REQUEST,
+                &message,
+            )
+        }
+    }
+}
+
+/// Query-string parameters of `GET /graphql`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<GetParams>, QueryRejection>,
+) -> Response {
+    let query = params.as_ref().ok().and_then(|Query(p)| p.query.clone());
+    let Some(query) = query else {
+        if wants_html(&headers) {
+            return crate::graphiql::page();
+        }
+        let format = response_format(&headers).unwrap_or(Format::Json);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format,
+            codes::BAD_REQUEST,
+            "missing `query` parameter",
+        );
+    };
+    let Some(format) = response_format(&headers) else {
+        return not_acceptable();
+    };
+    let Ok(Query(params)) = params else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format,
+            codes::BAD_REQUEST,
+            "malformed query string",
+        );
+    };
+    let variables = match params
+        .variables
+        .as_deref()
+        .map(serde_json::from_str::<Variables>)
+        .transpose()
+    {
+        Ok(variables) => variables.unwrap_or_default(),
+        Err(_) => {
+            let message = "`variables` must be a JSON object";
+            return error_response(StatusCode::BAD_REQUEST, format, codes::BAD_REQUEST, message);
+        }
+    };
+    let mut request = Request::new(query).variables(variables);
+    request.operation_name = params.operation_name;
+    run(&state, request, format, false).await
+}
+
+fn not_acceptable() -> Response {
+    let message = "Accept must allow application/graphql-response+json or application/json";
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        Format::Json,
+        "NOT_ACCEPTABLE",
+        message,
+    )
+}
+
+/// The operation that will run, as far as the document tells before validation.
+fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> OperationType {
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    match operation.map(|op| op.node.ty) {
+        Some(DocOperationType::Query) => OperationType::Query,
+        Some(DocOperationType::Mutation) => OperationType::Mutation,
+        Some(DocOperationType::Subscription) => OperationType::Subscription,
+        None => OperationType::Unknown,
+    }
+}
+
+async fn run(
+    state: &AppState,
+    mut request: Request,
+    format: Format,
+    mutations_allowed: bool,
+) -> Response {
+    let started = Instant::now();
+    let name = request.operation_name.clone();
+    let operation = match request.parsed_query() {
+        Ok(doc) => operation_type(doc, name.as_deref()),
+        Err(err) => {
+            let response =
+                GqlResponse::from_errors(vec![codes::with_code(err, codes::PARSE_FAILED)]);
+            return finish(state, response, format, OperationType::Unknown, started);
+        }
+    };
+    if operation == OperationType::Mutation && !mutations_allowed {
+        let message = "mutations are not allowed over GET; use POST";
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format,
+            codes::BAD_REQUEST,
+            message,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if operation == OperationType::Subscription {
+        let error = ServerError::new(
+            "subscriptions are served over WebSocket at /graphql/ws",
+            None,
+        );
+        let response = GqlResponse::from_errors(vec![codes::with_code(error, codes::BAD_REQUEST)]);
+        return finish(state, response, format, operation, started);
+    }
+    let request = request.data(RequestNow(state.service.now()));
+    let response = state.schema.execute(request).await;
+    finish(state, response, format, operation, started)
+}
+
+/// Labels uncoded errors, records metrics and picks the status.
+fn finish(
+    state: &AppState,
+    mut response: GqlResponse,
+    format: Format,
+    op: OperationType,
+    started: Instant,
+) -> Response {
+    // Errors before execution carry no path; resolver errors always do.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let fallback = if request_error {
+        codes::BAD_REQUEST
+    } else {
+        codes::BAD_USER_INPUT
+    };
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(|e| codes::with_code(e, fallback))
+        .collect();
+    let internal = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
+    });
+    let outcome = match (internal, response.errors.is_empty()) {
+        (true, _) => Outcome::ServerError,
+        (false, true) => Outcome::Ok,
+        (false, false) => Outcome::ClientError,
+    };
+    state.metrics.observe(op, outcome, started.elapsed());
+    let mut body = match serde_json::to_value(&response) {
+        Ok(body) => body,
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format,
+                "INTERNAL_SERVER_ERROR",
+                "internal server error",
+            );
+        }
+    };
+    if request_error {
+        // A request error means nothing ran: the spec says no `data` entry at all.
+        if let Some(object) = body.as_object_mut() {
+            object.remove("data");
+        }
+    }
+    let status = if request_error && format == Format::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut http = (status, body.to_string()).into_response();
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, format.content_type());
+    http
+}

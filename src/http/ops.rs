@@ -1,0 +1,57 @@
+//! Operational routes: health, readiness, metrics, the served SDL, and 404s.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    AppState,
+    negotiate::{Format, error_response},
+};
+
+/// The SDL of the schema being served.
+pub async fn schema(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.schema.sdl(),
+    )
+        .into_response()
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Readiness: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.service.db().is_reachable().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(&state.service.db().pool_stats());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        Format::Json,
+        "NOT_FOUND",
+        "no such route; the API is at /graphql",
+    )
+}

@@ -1,0 +1,59 @@
+//! Contacts API for WhatsApp messaging: a GraphQL server that keeps contacts and tells whom
+//! you may message freely (WhatsApp's 24-hour customer-service window).
+//!
+//! Layers: [`http`] (transport) → [`graphql`] (translation) → [`contacts`] (rules and SQL)
+//! → [`db`] / `entity` / `migration` (storage).
+
+pub mod config;
+pub mod contacts;
+pub mod db;
+pub mod error;
+pub mod events;
+#[path = "graphiql_stub.rs"]
+mod graphiql;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Config,
+    contacts::{ContactService, clock::SystemClock},
+    db::Db,
+    events::EventBus,
+    http::AppState,
+};
+
+/// Connects, migrates and serves until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = Db::connect(&config.db_options()).await?;
+    db.migrate().await?;
+    let service = ContactService::new(db.clone(), Arc::new(SystemClock), EventBus::default());
+    let app = http::app(AppState::new(service), config.request_timeout());
+    let address = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    tracing::info!("GraphiQL and the API at http://{address}/graphql");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(http::shutdown_signal())
+        .await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Installs the log subscriber described by `config`.
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
