@@ -84,7 +84,7 @@ fn payload(ctx: &Context<'_>, row: entity::contact::Model) -> ContactPayload {
     }
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a contact; `CONFLICT` if the number exists.
     async fn create_contact(

@@ -28,7 +28,7 @@ fn parse_filter(filter: Option<inputs::ContactFilter>) -> Result<filter::Contact
     Ok(filter::ContactFilter::parse(input, "filter")?)
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Any object by its id.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
