@@ -23,7 +23,12 @@ fn schema_file_matches_the_code() {
 #[tokio::test]
 async fn served_schema_matches_the_file() {
     let app = TestApp::start().await;
-    let served = app.client.get(app.url("/schema.graphql")).send().await.expect("request");
+    let served = app
+        .client
+        .get(app.url("/schema.graphql"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(served.status(), 200);
     let served = served.text().await.expect("body");
     let file = std::fs::read_to_string(SCHEMA_FILE).expect("schema.graphql");

@@ -15,12 +15,19 @@ use serde_json::{Value, json};
 const WRITERS: usize = 20;
 
 fn soak_duration() -> Duration {
-    let seconds = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     Duration::from_secs(seconds)
 }
 
 /// What one writer had acknowledged: phone number → metadata value it last wrote.
-async fn writer(app: &TestApp, writer: usize, until: Instant) -> Result<HashMap<String, String>, String> {
+async fn writer(
+    app: &TestApp,
+    writer: usize,
+    until: Instant,
+) -> Result<HashMap<String, String>, String> {
     let mut acknowledged = HashMap::new();
     let mut n = 0u32;
     while Instant::now() < until {
@@ -57,10 +64,17 @@ async fn twenty_writers_lose_nothing_and_never_see_locked() {
         .collect();
     let mut expected = HashMap::new();
     for task in tasks {
-        let acknowledged = task.await.expect("writer task").unwrap_or_else(|err| panic!("{err}"));
+        let acknowledged = task
+            .await
+            .expect("writer task")
+            .unwrap_or_else(|err| panic!("{err}"));
         expected.extend(acknowledged);
     }
-    assert!(expected.len() >= WRITERS, "too few writes: {}", expected.len());
+    assert!(
+        expected.len() >= WRITERS,
+        "too few writes: {}",
+        expected.len()
+    );
     for (phone, value) in &expected {
         let data = app
             .data(
@@ -69,8 +83,15 @@ async fn twenty_writers_lose_nothing_and_never_see_locked() {
             )
             .await;
         let contact = &data["contactByPhoneNumber"];
-        assert_eq!(contact["metadata"]["last"], Value::from(value.as_str()), "{phone}");
+        assert_eq!(
+            contact["metadata"]["last"],
+            Value::from(value.as_str()),
+            "{phone}"
+        );
         assert_eq!(contact["whatsappWindowOpen"], true, "{phone}");
     }
-    println!("soak: {} contacts, every acknowledged write present", expected.len());
+    println!(
+        "soak: {} contacts, every acknowledged write present",
+        expected.len()
+    );
 }

@@ -129,8 +129,8 @@ mod tests {
     #[test]
     fn prefix_bound_is_next_string() {
         assert_eq!(prefix_upper_bound("+569"), "+56:");
-        assert!("+56999999999".to_owned() < prefix_upper_bound("+569"));
-        assert!("+5700000".to_owned() >= prefix_upper_bound("+569"));
+        assert!(*"+56999999999" < *prefix_upper_bound("+569"));
+        assert!(*"+5700000" >= *prefix_upper_bound("+569"));
     }
 
     #[test]

@@ -20,7 +20,9 @@ use tokio::net::TcpListener;
 pub const T0: &str = "2026-11-24T12:00:00Z";
 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339).expect("test timestamp").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("test timestamp")
+        .with_timezone(&Utc)
 }
 
 pub struct TestApp {
