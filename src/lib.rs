@@ -9,7 +9,6 @@ pub mod contacts;
 pub mod db;
 pub mod error;
 pub mod events;
-#[path = "graphiql_stub.rs"]
 mod graphiql;
 pub mod graphql;
 pub mod http;

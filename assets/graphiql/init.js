@@ -1,0 +1,69 @@
+// Starts GraphiQL against this server's own /graphql and /graphql/ws. Kept out of the HTML so
+// the page runs under a CSP without 'unsafe-inline' scripts.
+(function () {
+  'use strict';
+
+  var DEFAULT_QUERY = [
+    '# Welcome to the WhatsApp contacts API.',
+    '# Pick an operation with the ▶ button. The Docs panel (book icon) lists every field;',
+    '# the Headers tab below is where credentials go.',
+    '',
+    '# Contacts you may message freely right now (inside the 24-hour window).',
+    'query OpenWindows {',
+    '  contacts(',
+    '    first: 10',
+    '    filter: { whatsappWindowOpen: true }',
+    '    orderBy: { field: LAST_WHATSAPP_MESSAGE_AT, direction: DESC }',
+    '  ) {',
+    '    totalCount',
+    '    nodes {',
+    '      id',
+    '      phoneNumber',
+    '      countryCode',
+    '      lastWhatsappMessageAt',
+    '      whatsappWindowOpen',
+    '      whatsappWindowExpiresAt',
+    '      metadata',
+    '    }',
+    '    pageInfo { hasNextPage endCursor }',
+    '  }',
+    '}',
+    '',
+    '# Numbers are accepted as people type them and stored in E.164.',
+    'mutation CreateContact {',
+    '  createContact(input: { phoneNumber: "+56 9 1234 5678", metadata: { name: "Ana" } }) {',
+    '    contact { id phoneNumber countryCode whatsappWindowOpen metadata }',
+    '  }',
+    '}',
+    '',
+    '# What a webhook worker calls on every inbound message: opens or refreshes the window.',
+    'mutation RecordInbound {',
+    '  recordWhatsappMessage(phoneNumber: "+56912345678") {',
+    '    contact { id lastWhatsappMessageAt whatsappWindowOpen whatsappWindowExpiresAt }',
+    '  }',
+    '}',
+    '',
+    'query Stats {',
+    '  contactStats { total whatsappWindowOpen }',
+    '}',
+    ''
+  ].join('\n');
+
+  var origin = window.location.origin;
+  var wsUrl = origin.replace(/^http/, 'ws') + '/graphql/ws';
+  var fetcher = GraphiQL.createFetcher({
+    url: origin + '/graphql',
+    subscriptionUrl: wsUrl,
+    wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true })
+  });
+
+  var root = ReactDOM.createRoot(document.getElementById('graphiql'));
+  root.render(
+    React.createElement(GraphiQL, {
+      fetcher: fetcher,
+      defaultQuery: DEFAULT_QUERY,
+      isHeadersEditorEnabled: true,
+      shouldPersistHeaders: true
+    })
+  );
+})();
