@@ -113,21 +113,18 @@ impl OrderField {
     }
 }
 
-/// Orders `select` by the key in `direction` (nulls stay last either way).
+/// Orders `select` by the key, walking `direction`. Nulls belong at the end of the logical
+/// order, so a forward walk puts them last and a backward walk (the reversed order) first.
 pub fn apply_order(
     select: Select<entity::contact::Entity>,
     field: OrderField,
     direction: Direction,
+    backward: bool,
 ) -> Select<entity::contact::Entity> {
     let column = Expr::col(field.column());
     let mut select = select;
     if field.nullable() {
-        // Reading backwards walks the reversed order, where nulls come first.
-        let nulls = if direction == Direction::Asc {
-            Order::Asc
-        } else {
-            Order::Desc
-        };
+        let nulls = if backward { Order::Desc } else { Order::Asc };
         select = select.order_by(column.clone().is_null(), nulls);
     }
     select

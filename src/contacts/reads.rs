@@ -80,7 +80,8 @@ impl ContactService {
             Reading::Forward => spec.order.direction,
             Reading::Backward => spec.order.direction.reversed(),
         };
-        let query = order::apply_order(Entity::find().filter(cond), field, walk);
+        let backward = spec.reading == Reading::Backward;
+        let query = order::apply_order(Entity::find().filter(cond), field, walk, backward);
         let mut rows = query.limit(spec.limit + 1).all(&self.db.read).await?;
         let has_more = rows.len() as u64 > spec.limit;
         rows.truncate(usize::try_from(spec.limit).unwrap_or(usize::MAX));
