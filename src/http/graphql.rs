@@ -64,8 +64,8 @@ pub async fn post(
             );
         }
     };
-    match serde_json::from_slice::<Request>(&body) {
-        Ok(request) => run(&state, request, format, true).await,
+    match serde_json::from_slice::<PostBody>(&body) {
+        Ok(body) => run(&state, body.into_request(), format, true).await,
         Err(err) => {
             let message = format!(
                 "the body is not a GraphQL request object (batching is not supported): {err}"
@@ -77,6 +77,23 @@ pub async fn post(
                 &message,
             )
         }
+    }
+}
+
+/// A POST body: `query` is required, unlike in `async_graphql::Request`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostBody {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Variables>,
+}
+
+impl PostBody {
+    fn into_request(self) -> Request {
+        let mut request = Request::new(self.query).variables(self.variables.unwrap_or_default());
+        request.operation_name = self.operation_name;
+        request
     }
 }
 
