@@ -43,7 +43,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(watch::Sender::new(to_storage_precision(start))) }
+        Self {
+            now: Arc::new(watch::Sender::new(to_storage_precision(start))),
+        }
     }
 
     /// Moves to `at`, waking whatever waits for an instant up to it.
@@ -52,7 +54,8 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: TimeDelta) {
-        self.now.send_modify(|now| *now = to_storage_precision(*now + by));
+        self.now
+            .send_modify(|now| *now = to_storage_precision(*now + by));
     }
 }
 
@@ -89,7 +92,9 @@ mod tests {
 
     #[tokio::test]
     async fn manual_sleep_wakes_when_time_is_moved_past_it() {
-        let start = DateTime::parse_from_rfc3339("2026-11-24T13:37:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-11-24T13:37:00Z")
+            .unwrap()
+            .to_utc();
         let clock = ManualClock::new(start);
         let wake = tokio::spawn(clock.sleep_until(start + TimeDelta::hours(1)));
         clock.advance(TimeDelta::minutes(59));
@@ -98,7 +103,10 @@ mod tests {
         }
         assert!(!wake.is_finished());
         clock.advance(TimeDelta::minutes(1));
-        tokio::time::timeout(std::time::Duration::from_secs(5), wake).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), wake)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[test]
