@@ -1,8 +1,15 @@
 //! Change events: the one place where writes are announced, for subscriptions.
 //!
-//! In-process broadcast for now; a PostgreSQL LISTEN/NOTIFY transport can feed the same bus.
+//! SQLite: an in-process broadcast after commit. PostgreSQL: `pg_notify` inside the writing
+//! transaction (so nothing is announced unless it commits) and a LISTEN connection per
+//! instance that feeds the local broadcast, so a write through any instance reaches
+//! subscribers on every instance.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -14,6 +21,22 @@ pub enum ChangeKind {
     Deleted,
 }
 
+impl ChangeKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Updated => "UPDATED",
+            Self::Deleted => "DELETED",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Self::Created, Self::Updated, Self::Deleted]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
 /// A committed change. Listeners re-read the row: the event carries no data that could go stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactChange {
@@ -22,31 +45,201 @@ pub struct ContactChange {
     pub at: DateTime<Utc>,
 }
 
-/// Fan-out of committed changes. Bounded: a subscriber that falls behind is told it lagged,
-/// writers never wait.
-#[derive(Debug, Clone)]
-pub struct EventBus {
-    sender: broadcast::Sender<ContactChange>,
+impl ContactChange {
+    fn to_payload(&self) -> String {
+        json!({
+            "id": self.contact_id,
+            "kind": self.kind.name(),
+            "at": self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        })
+        .to_string()
+    }
+
+    fn from_payload(payload: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(payload).ok()?;
+        Some(Self {
+            kind: ChangeKind::from_name(value["kind"].as_str()?)?,
+            contact_id: Uuid::parse_str(value["id"].as_str()?).ok()?,
+            at: DateTime::parse_from_rfc3339(value["at"].as_str()?)
+                .ok()?
+                .with_timezone(&Utc),
+        })
+    }
 }
 
+/// What subscribers receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusMessage {
+    Change(ContactChange),
+    /// Events may have been missed (the LISTEN connection was lost): re-read what you show.
+    Resync,
+}
+
+#[derive(Debug, Clone)]
+enum Transport {
+    InProcess,
+    Postgres { channel: String },
+}
+
+/// Fan-out of committed changes. Bounded: a subscriber that falls behind is told it lagged;
+/// writers never wait for subscribers.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<BusMessage>,
+    transport: Transport,
+}
+
+/// How many messages a subscriber may fall behind before it is dropped.
+const CAPACITY: usize = 1024;
+
 impl EventBus {
-    pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+    /// Events stay inside this process (SQLite: one instance owns the file).
+    pub fn in_process() -> Self {
+        Self {
+            sender: broadcast::channel(CAPACITY).0,
+            transport: Transport::InProcess,
+        }
     }
 
-    /// Announces a committed change; having no subscribers is fine.
-    pub fn publish(&self, change: ContactChange) {
-        let _ = self.sender.send(change);
+    /// Events travel through PostgreSQL's NOTIFY on `channel`; see [`listen_postgres`].
+    pub fn postgres(channel: String) -> Self {
+        Self {
+            sender: broadcast::channel(CAPACITY).0,
+            transport: Transport::Postgres { channel },
+        }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<ContactChange> {
+    /// Makes `changes` part of the transaction on `conn` (PostgreSQL), before its commit.
+    pub async fn stage<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        changes: &[ContactChange],
+    ) -> Result<(), DbErr> {
+        let Transport::Postgres { channel } = &self.transport else {
+            return Ok(());
+        };
+        for change in changes {
+            let notify = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [channel.clone().into(), change.to_payload().into()],
+            );
+            conn.execute_raw(notify).await?;
+        }
+        Ok(())
+    }
+
+    /// Announces committed `changes` in this process (SQLite; PostgreSQL delivers them
+    /// through LISTEN instead, to this instance too).
+    pub fn committed(&self, changes: &[ContactChange]) {
+        if matches!(self.transport, Transport::InProcess) {
+            for change in changes {
+                self.publish(BusMessage::Change(change.clone()));
+            }
+        }
+    }
+
+    /// Delivers to every local subscriber; having none is fine.
+    pub fn publish(&self, message: BusMessage) {
+        let _ = self.sender.send(message);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
         self.sender.subscribe()
     }
 }
 
-impl Default for EventBus {
-    fn default() -> Self {
-        Self::new(1024)
+/// The bus for `db`: in-process on SQLite; on PostgreSQL, NOTIFY on a channel named after the
+/// schema (so deployments sharing a database do not hear each other) with a listener task.
+pub async fn start(db: &crate::db::Db, url: &str) -> Result<EventBus, DbErr> {
+    if db.backend() != DbBackend::Postgres {
+        return Ok(EventBus::in_process());
+    }
+    let schema = db
+        .read
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_schema()::text AS s",
+        ))
+        .await?
+        .map(|row| row.try_get::<String>("", "s"))
+        .transpose()?
+        .unwrap_or_default();
+    let bus = EventBus::postgres(format!("contact_events:{schema}"));
+    tokio::spawn(listen_postgres(bus.clone(), url.to_owned()));
+    Ok(bus)
+}
+
+/// Forwards NOTIFY payloads from PostgreSQL into `bus` until the process ends, reconnecting
+/// after outages (and telling subscribers to re-read, since events may have been missed).
+pub async fn listen_postgres(bus: EventBus, url: String) {
+    let Transport::Postgres { channel } = bus.transport.clone() else {
+        return;
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen_once(&bus, &url, &channel).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(err) => {
+                tracing::warn!(error = %err, "event listener lost PostgreSQL; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One LISTEN session; returns when the connection is lost.
+async fn listen_once(bus: &EventBus, url: &str, channel: &str) -> Result<(), sea_orm::sqlx::Error> {
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect(url).await?;
+    listener.ignore_pool_close_event(true);
+    listener.listen(channel).await?;
+    // Anything committed while we were away is only visible by re-reading.
+    bus.publish(BusMessage::Resync);
+    loop {
+        match listener.try_recv().await? {
+            Some(notification) => match ContactChange::from_payload(notification.payload()) {
+                Some(change) => bus.publish(BusMessage::Change(change)),
+                None => tracing::warn!(
+                    payload = notification.payload(),
+                    "ignoring a malformed event"
+                ),
+            },
+            None => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips() {
+        let change = ContactChange {
+            kind: ChangeKind::Deleted,
+            contact_id: Uuid::now_v7(),
+            at: DateTime::parse_from_rfc3339("2026-11-24T13:37:00.123456Z")
+                .unwrap()
+                .to_utc(),
+        };
+        assert_eq!(
+            ContactChange::from_payload(&change.to_payload()),
+            Some(change)
+        );
+        assert_eq!(ContactChange::from_payload("{\"kind\":\"NOPE\"}"), None);
+    }
+
+    #[tokio::test]
+    async fn in_process_bus_delivers_after_commit_only() {
+        let bus = EventBus::in_process();
+        let mut receiver = bus.subscribe();
+        let change = ContactChange {
+            kind: ChangeKind::Created,
+            contact_id: Uuid::now_v7(),
+            at: Utc::now(),
+        };
+        bus.committed(std::slice::from_ref(&change));
+        assert_eq!(receiver.recv().await.unwrap(), BusMessage::Change(change));
     }
 }

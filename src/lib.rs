@@ -23,7 +23,6 @@ use crate::{
     config::Config,
     contacts::{ContactService, clock::SystemClock},
     db::Db,
-    events::EventBus,
     http::AppState,
 };
 
@@ -31,7 +30,8 @@ use crate::{
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let db = Db::connect(&config.db_options()).await?;
     db.migrate().await?;
-    let service = ContactService::new(db.clone(), Arc::new(SystemClock), EventBus::default());
+    let events = events::start(&db, &config.database_url).await?;
+    let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let app = http::app(AppState::new(service), config.request_timeout());
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)

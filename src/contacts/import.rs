@@ -1,11 +1,9 @@
 //! Bulk import: up to 1,000 rows a call, upserted by phone number; a bad row is reported by
 //! index and never fails the others.
 
-use sea_orm::TransactionTrait;
-
 use super::{
     input::{ContactInput, NewContact},
-    service::ContactService,
+    service::{ContactService, change},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -47,7 +45,7 @@ impl ContactService {
             }
         }
         // One transaction: one commit (and one fsync) for the whole batch.
-        let txn = self.db.write.begin().await?;
+        let txn = self.begin_write().await?;
         let mut changes = Vec::with_capacity(valid.len());
         for contact in &valid {
             let (row, created) = self.upsert_on(&txn, contact, now).await?;
@@ -56,19 +54,14 @@ impl ContactService {
             } else {
                 report.updated += 1;
             }
-            changes.push((
-                if created {
-                    ChangeKind::Created
-                } else {
-                    ChangeKind::Updated
-                },
-                row.id,
-            ));
+            let kind = if created {
+                ChangeKind::Created
+            } else {
+                ChangeKind::Updated
+            };
+            changes.push(change(kind, row.id, now));
         }
-        txn.commit().await?;
-        for (kind, id) in changes {
-            self.announce(kind, id, now);
-        }
+        self.commit_announcing(txn, &changes).await?;
         Ok(report)
     }
 }

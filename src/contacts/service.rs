@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::clock::Clock;
 use crate::{
     db::Db,
+    error::AppResult,
     events::{ChangeKind, ContactChange, EventBus},
 };
 
@@ -37,11 +39,35 @@ impl ContactService {
         &self.events
     }
 
-    pub(super) fn announce(&self, kind: ChangeKind, contact_id: Uuid, at: DateTime<Utc>) {
-        self.events.publish(ContactChange {
-            kind,
-            contact_id,
-            at,
-        });
+    /// The injected clock, for code that waits for an instant.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Opens a write transaction.
+    pub(super) async fn begin_write(&self) -> AppResult<DatabaseTransaction> {
+        Ok(self.db.write.begin().await?)
+    }
+
+    /// Commits `txn` with `changes` announced as part of it: nothing is announced unless the
+    /// write commits, and a committed write is always announced.
+    pub(super) async fn commit_announcing(
+        &self,
+        txn: DatabaseTransaction,
+        changes: &[ContactChange],
+    ) -> AppResult<()> {
+        self.events.stage(&txn, changes).await?;
+        txn.commit().await?;
+        self.events.committed(changes);
+        Ok(())
+    }
+}
+
+/// A change to announce.
+pub(super) fn change(kind: ChangeKind, contact_id: Uuid, at: DateTime<Utc>) -> ContactChange {
+    ContactChange {
+        kind,
+        contact_id,
+        at,
     }
 }

@@ -6,7 +6,7 @@ use entity::contact::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use super::{
     input::{self, ContactChanges, ContactInput, NewContact},
     metadata::{self, Metadata},
     phone::{self, PhoneFields},
-    service::ContactService,
+    service::{ContactService, change},
     sql,
 };
 use crate::{
@@ -51,13 +51,12 @@ impl ContactService {
     pub async fn create(&self, input: ContactInput) -> AppResult<Model> {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
-        let row = new_row(&contact, now)
-            .insert(&self.db.write)
-            .await
-            .map_err(|err| {
-                AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
-            })?;
-        self.announce(ChangeKind::Created, row.id, now);
+        let txn = self.begin_write().await?;
+        let row = new_row(&contact, now).insert(&txn).await.map_err(|err| {
+            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
+        })?;
+        self.commit_announcing(txn, &[change(ChangeKind::Created, row.id, now)])
+            .await?;
         Ok(row)
     }
 
@@ -65,13 +64,15 @@ impl ContactService {
     pub async fn upsert(&self, input: ContactInput) -> AppResult<(Model, bool)> {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
-        let (row, created) = self.upsert_on(&self.db.write, &contact, now).await?;
+        let txn = self.begin_write().await?;
+        let (row, created) = self.upsert_on(&txn, &contact, now).await?;
         let kind = if created {
             ChangeKind::Created
         } else {
             ChangeKind::Updated
         };
-        self.announce(kind, row.id, now);
+        self.commit_announcing(txn, &[change(kind, row.id, now)])
+            .await?;
         Ok((row, created))
     }
 
@@ -107,7 +108,7 @@ impl ContactService {
 
     pub async fn update(&self, id: Uuid, changes: ContactChanges) -> AppResult<Model> {
         let now = self.now();
-        let txn = self.db.write.begin().await?;
+        let txn = self.begin_write().await?;
         let current = Entity::find_by_id(id)
             .one(&txn)
             .await?
@@ -130,17 +131,19 @@ impl ContactService {
         let updated = row.update(&txn).await.map_err(|err| {
             AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
         })?;
-        txn.commit().await?;
-        self.announce(ChangeKind::Updated, id, now);
+        self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
+            .await?;
         Ok(updated)
     }
 
     pub async fn delete(&self, id: Uuid) -> AppResult<Uuid> {
-        let result = Entity::delete_by_id(id).exec(&self.db.write).await?;
+        let txn = self.begin_write().await?;
+        let result = Entity::delete_by_id(id).exec(&txn).await?;
         if result.rows_affected == 0 {
             return Err(AppError::not_found(format!("no contact with id {id}")));
         }
-        self.announce(ChangeKind::Deleted, id, self.now());
+        self.commit_announcing(txn, &[change(ChangeKind::Deleted, id, self.now())])
+            .await?;
         Ok(id)
     }
 
@@ -167,7 +170,7 @@ impl ContactService {
             }
         }
         let now = self.now();
-        let txn = self.db.write.begin().await?;
+        let txn = self.begin_write().await?;
         let merged = sql::metadata_merged(self.db.backend(), &set, &unset);
         let mut rows = Entity::update_many()
             .col_expr(Column::Metadata, merged)
@@ -185,8 +188,8 @@ impl ContactService {
                 format!("metadata has at most {} keys", metadata::MAX_KEYS),
             ));
         }
-        txn.commit().await?;
-        self.announce(ChangeKind::Updated, id, now);
+        self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
+            .await?;
         Ok(row)
     }
 
@@ -218,19 +221,23 @@ impl ContactService {
             .value(Column::LastWhatsappMessageAt, Expr::cust(LATEST_MESSAGE))
             .value(Column::UpdatedAt, Expr::cust(UPDATED_IF_LATER))
             .to_owned();
+        let txn = self.begin_write().await?;
         let row = Entity::insert(ActiveModel {
             id: Set(new_id),
             ..new_row(&contact, now)
         })
         .on_conflict(on_conflict)
-        .exec_with_returning(&self.db.write)
+        .exec_with_returning(&txn)
         .await?;
-        let kind = if row.id == new_id {
-            ChangeKind::Created
+        // A stale or repeated delivery changes nothing, so it announces nothing.
+        let changes = if row.id == new_id {
+            vec![change(ChangeKind::Created, row.id, now)]
+        } else if row.updated_at == now {
+            vec![change(ChangeKind::Updated, row.id, now)]
         } else {
-            ChangeKind::Updated
+            Vec::new()
         };
-        self.announce(kind, row.id, now);
+        self.commit_announcing(txn, &changes).await?;
         Ok(row)
     }
 }

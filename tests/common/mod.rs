@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use contacts_server::{
     contacts::{ContactService, clock::ManualClock},
     db::{Db, DbOptions},
-    events::EventBus,
+    events,
     http::{self, AppState},
 };
 use serde_json::{Value, json};
@@ -112,7 +112,8 @@ pub async fn serve(url: &str, clock: ManualClock) -> SocketAddr {
     };
     let db = Db::connect(&options).await.expect("database");
     db.migrate().await.expect("migrations");
-    let service = ContactService::new(db, Arc::new(clock), EventBus::default());
+    let events = events::start(&db, url).await.expect("event bus");
+    let service = ContactService::new(db, Arc::new(clock), events);
     let app = http::app(AppState::new(service), Duration::from_secs(30));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
