@@ -316,10 +316,13 @@ async fn metrics_count_operations_and_show_pools() {
         text.contains("graphql_request_duration_seconds_bucket"),
         "{text}"
     );
-    assert!(
-        text.contains("db_pool_connections{role=\"write\",state=\"max\"} 1"),
-        "{text}"
-    );
+    // SQLite has one writer connection; PostgreSQL one pool of DATABASE_MAX_CONNECTIONS.
+    let pool = if common::on_postgres() {
+        "db_pool_connections{role=\"primary\",state=\"max\"} 4"
+    } else {
+        "db_pool_connections{role=\"write\",state=\"max\"} 1"
+    };
+    assert!(text.contains(pool), "{text}");
 }
 
 #[tokio::test]

@@ -18,3 +18,20 @@ async fn create_then_read_back() {
         .await;
     assert_eq!(code(&err), "CONFLICT");
 }
+
+/// Guards the CI matrix: a run asked to use PostgreSQL really does.
+#[tokio::test]
+async fn runs_on_the_requested_backend() {
+    let app = TestApp::start().await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let postgres = metrics.contains("role=\"primary\"");
+    assert_eq!(postgres, common::on_postgres(), "{}", app.database_url);
+}

@@ -29,25 +29,79 @@ pub struct TestApp {
     pub base: String,
     pub clock: ManualClock,
     pub client: reqwest::Client,
-    pub db_path: std::path::PathBuf,
+    pub database_url: String,
     _dir: TempDir,
 }
 
+/// A fresh, empty database for one test: a SQLite file in `dir`, or, when
+/// `TEST_DATABASE_URL` names a PostgreSQL server, a new schema there.
+pub async fn fresh_database_url(dir: &TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_schema(&server).await,
+        _ => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("contacts.db").display()
+        ),
+    }
+}
+
+/// True when the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
+}
+
+async fn fresh_postgres_schema(server: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let admin = sea_orm::Database::connect(server)
+        .await
+        .expect("TEST_DATABASE_URL must reach PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create schema");
+    admin.close().await.expect("close");
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-c%20search_path%3D{schema}")
+}
+
 impl TestApp {
-    /// A fresh app on a fresh SQLite file.
+    /// A fresh app on a fresh database.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("contacts.db");
-        let url = format!("sqlite://{}?mode=rwc", db_path.display());
-        let clock = ManualClock::new(at(T0));
-        let addr = serve(&url, clock.clone()).await;
+        let url = fresh_database_url(&dir).await;
+        Self::start_on(&url, dir).await
+    }
+
+    /// Another instance on the same database as `self` (as behind a load balancer).
+    pub async fn second_instance(&self) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = self.clock.clone();
+        let addr = serve(&self.database_url, clock.clone()).await;
         Self {
             base: format!("http://{addr}"),
             clock,
             client: reqwest::Client::new(),
-            db_path,
+            database_url: self.database_url.clone(),
             _dir: dir,
         }
+    }
+
+    async fn start_on(url: &str, dir: TempDir) -> Self {
+        let clock = ManualClock::new(at(T0));
+        let addr = serve(url, clock.clone()).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url.to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// `ws://…/graphql/ws`
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql/ws", self.base.replacen("http", "ws", 1))
     }
 
     pub fn url(&self, path: &str) -> String {
