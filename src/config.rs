@@ -43,9 +43,14 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
 
-    /// Seconds to wait for a free database connection before failing a request.
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 10)]
+    /// Seconds to wait for a database connection before failing a request (short, so that
+    /// requests fail fast while the database is down).
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
     pub database_acquire_timeout_secs: u64,
+
+    /// PostgreSQL: seconds after which a running statement is cancelled.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_SECS", default_value_t = 15)]
+    pub database_statement_timeout_secs: u64,
 
     /// Seconds a request may take before it is answered with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
@@ -59,6 +64,7 @@ impl Config {
             max_connections: self.database_max_connections,
             acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
             busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(self.database_statement_timeout_secs),
         }
     }
 

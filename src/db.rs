@@ -11,6 +11,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
     sqlx::{
+        self,
         postgres::{PgConnectOptions, PgPoolOptions},
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     },
@@ -25,6 +26,8 @@ pub struct DbOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another process before giving up.
     pub busy_timeout: Duration,
+    /// PostgreSQL cancels any statement running longer than this.
+    pub statement_timeout: Duration,
 }
 
 /// The connections a service uses: `write` for every write, `read` for everything else.
@@ -60,10 +63,30 @@ impl Db {
     }
 
     /// Applies pending migrations.
+    ///
+    /// On PostgreSQL this runs under an advisory lock, so instances starting together
+    /// migrate one at a time and the later ones find nothing left to do.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        Migrator::up(&self.write, None)
+        if self.backend() != DbBackend::Postgres {
+            return Migrator::up(&self.write, None)
+                .await
+                .context("applying migrations");
+        }
+        let pool = self.write.get_postgres_connection_pool();
+        let mut lock = pool.acquire().await.context("connecting to migrate")?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *lock)
+            .await?;
+        let migrated = Migrator::up(&self.write, None)
             .await
-            .context("applying migrations")
+            .context("applying migrations");
+        // The lock would also go with the session; released here so the connection can be reused.
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *lock)
+            .await?;
+        migrated
     }
 
     /// True when the database answers a trivial query.
@@ -102,6 +125,9 @@ impl Db {
         let _ = self.write.close().await;
     }
 }
+
+/// Advisory lock key for migrations ("contacts" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_6e74_6163_7473;
 
 fn stats(role: &'static str, size: u32, idle: usize, max: u32) -> PoolStats {
     PoolStats {
@@ -156,8 +182,10 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
 }
 
 async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
-    let connect =
-        PgConnectOptions::from_str(&options.url).context("parsing the PostgreSQL DATABASE_URL")?;
+    let statement_timeout = format!("{}ms", options.statement_timeout.as_millis());
+    let connect = PgConnectOptions::from_str(&options.url)
+        .context("parsing the PostgreSQL DATABASE_URL")?
+        .options([("statement_timeout", statement_timeout)]);
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)

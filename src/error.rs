@@ -1,7 +1,7 @@
 //! `AppError`: every failure a request can meet, each with a stable GraphQL `extensions.code`.
 
 use async_graphql::ErrorExtensions;
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
 
 /// Result of a domain operation.
 pub type AppResult<T> = Result<T, AppError>;
@@ -28,6 +28,8 @@ pub enum AppError {
     Unauthenticated,
     Forbidden,
     RateLimited,
+    /// The database cannot be reached right now; retrying later may succeed.
+    Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
     Internal(String),
 }
@@ -67,6 +69,7 @@ impl AppError {
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -80,6 +83,7 @@ impl AppError {
             Self::Unauthenticated => "authentication required".to_owned(),
             Self::Forbidden => "not allowed".to_owned(),
             Self::RateLimited => "too many requests".to_owned(),
+            Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
             Self::Internal(_) => "internal server error".to_owned(),
         }
     }
@@ -87,14 +91,44 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        Self::Internal(format!("database: {err}"))
+        if is_unavailable(&err) {
+            Self::Unavailable(format!("database: {err}"))
+        } else {
+            Self::Internal(format!("database: {err}"))
+        }
+    }
+}
+
+/// Connection failures, pool timeouts, and PostgreSQL's connection (08) and operator
+/// intervention (57: shutdown, statement timeout) classes: the database, not the request.
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            match inner.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
-        if let AppError::Internal(detail) = &err {
-            tracing::error!(error = %detail, "internal error");
+        match &err {
+            AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            AppError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable")
+            }
+            _ => {}
         }
         async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
             ext.set("code", err.code());

@@ -241,12 +241,8 @@ fn finish(
         .into_iter()
         .map(|e| codes::with_code(e, fallback))
         .collect();
-    let internal = response.errors.iter().any(|e| {
-        e.extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .is_some_and(|c| *c == async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
-    });
+    let internal =
+        has_code(&response, "INTERNAL_SERVER_ERROR") || has_code(&response, "SERVICE_UNAVAILABLE");
     let outcome = match (internal, response.errors.is_empty()) {
         (true, _) => Outcome::ServerError,
         (false, true) => Outcome::Ok,
@@ -270,7 +266,11 @@ fn finish(
             object.remove("data");
         }
     }
-    let status = if request_error && format == Format::GraphqlResponse {
+    let unavailable = has_code(&response, "SERVICE_UNAVAILABLE");
+    let status = if unavailable {
+        // An outage, not the request: load balancers and clients may retry elsewhere.
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if request_error && format == Format::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -278,5 +278,17 @@ fn finish(
     let mut http = (status, body.to_string()).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());
+    if unavailable {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     http
+}
+
+fn has_code(response: &GqlResponse, code: &str) -> bool {
+    let wanted = async_graphql::Value::from(code);
+    response
+        .errors
+        .iter()
+        .any(|e| e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&wanted))
 }

@@ -27,7 +27,12 @@ pub async fn healthz() -> Response {
 
 /// Readiness: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.service.db().is_reachable().await {
+    // Bounded, so a probe gets its answer even while connections hang.
+    let ping = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.service.db().is_reachable(),
+    );
+    if ping.await.unwrap_or(false) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()

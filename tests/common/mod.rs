@@ -163,6 +163,7 @@ pub async fn serve(url: &str, clock: ManualClock) -> SocketAddr {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
         busy_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(15),
     };
     let db = Db::connect(&options).await.expect("database");
     db.migrate().await.expect("migrations");
