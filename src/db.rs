@@ -68,9 +68,7 @@ impl Db {
     /// migrate one at a time and the later ones find nothing left to do.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         if self.backend() != DbBackend::Postgres {
-            return Migrator::up(&self.write, None)
-                .await
-                .context("applying migrations");
+            return self.migrate_sqlite().await;
         }
         let pool = self.write.get_postgres_connection_pool();
         let mut lock = pool.acquire().await.context("connecting to migrate")?;
@@ -87,6 +85,26 @@ impl Db {
             .execute(&mut *lock)
             .await?;
         migrated
+    }
+
+    /// SQLite: the whole migration inside one `BEGIN IMMEDIATE`, which takes the database's
+    /// write lock, so processes starting together migrate one after the other. The writer
+    /// pool has one connection, so the migrator runs on the connection holding the lock.
+    async fn migrate_sqlite(&self) -> anyhow::Result<()> {
+        self.write
+            .execute_unprepared("BEGIN IMMEDIATE")
+            .await
+            .context("locking for migrations")?;
+        match Migrator::up(&self.write, None).await {
+            Ok(()) => {
+                self.write.execute_unprepared("COMMIT").await?;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.write.execute_unprepared("ROLLBACK").await;
+                Err(err).context("applying migrations")
+            }
+        }
     }
 
     /// True when the database answers a trivial query.

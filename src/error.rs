@@ -28,6 +28,8 @@ pub enum AppError {
     Unauthenticated,
     Forbidden,
     RateLimited,
+    /// A subscriber fell behind and this many events were dropped for it.
+    Lagged(u64),
     /// The database cannot be reached right now; retrying later may succeed.
     Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
@@ -70,6 +72,7 @@ impl AppError {
             Self::Forbidden => "FORBIDDEN",
             Self::RateLimited => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Lagged(_) => "SUBSCRIBER_LAGGED",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -84,6 +87,9 @@ impl AppError {
             Self::Forbidden => "not allowed".to_owned(),
             Self::RateLimited => "too many requests".to_owned(),
             Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
+            Self::Lagged(missed) => {
+                format!("this subscription fell behind and missed {missed} events; subscribe again")
+            }
             Self::Internal(_) => "internal server error".to_owned(),
         }
     }

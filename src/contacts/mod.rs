@@ -12,6 +12,7 @@ pub mod phone;
 mod reads;
 mod service;
 mod sql;
+pub mod watch;
 pub mod window;
 mod writes;
 

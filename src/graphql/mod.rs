@@ -7,23 +7,24 @@ mod inputs;
 mod mutation;
 mod query;
 mod scalars;
+mod subscription;
 
-use async_graphql::{Context, EmptySubscription, ID, Schema, SchemaBuilder};
+use async_graphql::{Context, ID, Schema, SchemaBuilder};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use self::{mutation::MutationRoot, query::QueryRoot};
+pub use self::{mutation::MutationRoot, query::QueryRoot, subscription::SubscriptionRoot};
 use crate::{contacts::ContactService, error::AppError};
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// "Now" for one request, read once so the SQL filter and every `whatsappWindowOpen` agree.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestNow(pub DateTime<Utc>);
 
 /// The schema without data: shared by the server, the SDL export and tests.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription).extension(codes::ErrorCodes)
+pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(codes::ErrorCodes)
 }
 
 /// The schema the server runs.

@@ -3,6 +3,7 @@
 mod graphql;
 mod negotiate;
 mod ops;
+mod subscriptions;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,7 +39,7 @@ impl AppState {
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let requests = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/schema.graphql", get(ops::schema))
@@ -51,7 +52,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
-        ))
+        ));
+    // Added after the timeout layer: a subscription lives as long as its client wants.
+    requests
+        .route("/graphql/ws", get(subscriptions::upgrade))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

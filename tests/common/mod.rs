@@ -175,3 +175,69 @@ pub async fn serve(url: &str, clock: ManualClock) -> SocketAddr {
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
+
+/// A GraphQL operation for `graphql-ws-client`, answered as plain JSON.
+#[derive(serde::Serialize)]
+pub struct Operation {
+    pub query: String,
+    pub variables: Value,
+}
+
+impl Operation {
+    pub fn new(query: &str, variables: Value) -> Self {
+        Self {
+            query: query.to_owned(),
+            variables,
+        }
+    }
+}
+
+impl graphql_ws_client::graphql::GraphqlOperation for Operation {
+    type Response = Value;
+    type Error = serde_json::Error;
+
+    fn decode(&self, data: Value) -> Result<Value, serde_json::Error> {
+        Ok(data)
+    }
+}
+
+/// A WebSocket to `/graphql/ws` speaking `protocol`.
+pub async fn websocket(
+    app: &TestApp,
+    protocol: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut request = app.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(protocol).expect("header"),
+    );
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("WebSocket handshake");
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+    socket
+}
+
+/// Subscribes with the published `graphql-ws-client` (graphql-transport-ws protocol).
+pub async fn subscribe(
+    app: &TestApp,
+    query: &str,
+    variables: Value,
+) -> graphql_ws_client::Subscription<Operation> {
+    let socket = websocket(app, "graphql-transport-ws").await;
+    graphql_ws_client::Client::build(socket)
+        .subscribe(Operation::new(query, variables))
+        .await
+        .expect("subscribe")
+}
+
+/// The next message of a subscription, or a failure after a generous bound (the server
+/// answers in milliseconds; the bound only keeps a broken build from hanging CI).
+pub async fn next_event(subscription: &mut graphql_ws_client::Subscription<Operation>) -> Value {
+    use futures_util::StreamExt;
+    let next = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await;
+    next.expect("no subscription message within 10 s")
+        .expect("subscription ended")
+        .expect("message")
+}
