@@ -87,6 +87,21 @@ impl TestApp {
         }
     }
 
+    /// A fresh app that gives up on the database after `acquire_timeout`.
+    pub async fn start_with_acquire_timeout(acquire_timeout: Duration) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(&dir).await;
+        let clock = ManualClock::new(at(T0));
+        let addr = serve_with(&url, clock.clone(), acquire_timeout).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url,
+            _dir: dir,
+        }
+    }
+
     async fn start_on(url: &str, dir: TempDir) -> Self {
         let clock = ManualClock::new(at(T0));
         let addr = serve(url, clock.clone()).await;
@@ -158,10 +173,15 @@ pub fn code(error: &Value) -> &str {
 
 /// Serves the real app on 127.0.0.1 with the given database and clock.
 pub async fn serve(url: &str, clock: ManualClock) -> SocketAddr {
+    serve_with(url, clock, Duration::from_secs(30)).await
+}
+
+/// [`serve`] with a given wait for a database connection (short in outage tests).
+pub async fn serve_with(url: &str, clock: ManualClock, acquire_timeout: Duration) -> SocketAddr {
     let options = DbOptions {
         url: url.to_owned(),
         max_connections: 4,
-        acquire_timeout: Duration::from_secs(30),
+        acquire_timeout,
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(15),
     };
