@@ -131,8 +131,14 @@ async fn survives_a_postgres_restart_under_load() {
         sent += n;
         failures.append(&mut failed);
     }
-        assert!(sent > failures.len(), "no request succeeded during the test");
-    println!("outage: {sent} requests, {} answered 503 SERVICE_UNAVAILABLE", failures.len());
+    assert!(
+        sent > failures.len(),
+        "no request succeeded during the test"
+    );
+    println!(
+        "outage: {sent} requests, {} answered 503 SERVICE_UNAVAILABLE",
+        failures.len()
+    );
     for (status, body) in &failures {
         let text = body.to_string();
         assert!(

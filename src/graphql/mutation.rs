@@ -90,7 +90,7 @@ impl MutationRoot {
     async fn create_contact(
         &self,
         ctx: &Context<'_>,
-        input: CreateContactInput,
+        #[graphql(desc = "The new contact.")] input: CreateContactInput,
     ) -> Result<ContactPayload> {
         let row = service(ctx)?.create(input.into()).await?;
         Ok(payload(ctx, row))
@@ -100,8 +100,8 @@ impl MutationRoot {
     async fn update_contact(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateContactInput,
+        #[graphql(desc = "The contact to change.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateContactInput,
     ) -> Result<ContactPayload> {
         let row = service(ctx)?
             .update(parse_id(&id, "id")?, input.into())
@@ -110,7 +110,11 @@ impl MutationRoot {
     }
 
     /// Deletes a contact; `NOT_FOUND` if absent.
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteContactPayload> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact to delete.")] id: ID,
+    ) -> Result<DeleteContactPayload> {
         let deleted = service(ctx)?.delete(parse_id(&id, "id")?).await?;
         Ok(DeleteContactPayload {
             deleted_contact_id: ID(deleted.to_string()),
@@ -121,7 +125,7 @@ impl MutationRoot {
     async fn upsert_contact(
         &self,
         ctx: &Context<'_>,
-        input: CreateContactInput,
+        #[graphql(desc = "The contact, found by `phoneNumber`.")] input: CreateContactInput,
     ) -> Result<UpsertContactPayload> {
         let (row, created) = service(ctx)?.upsert(input.into()).await?;
         Ok(UpsertContactPayload {
@@ -134,9 +138,9 @@ impl MutationRoot {
     async fn patch_contact_metadata(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        set: Option<MetadataMap>,
-        unset: Option<Vec<String>>,
+        #[graphql(desc = "The contact to change.")] id: ID,
+        #[graphql(desc = "Keys to add or overwrite.")] set: Option<MetadataMap>,
+        #[graphql(desc = "Keys to remove; absent keys are ignored.")] unset: Option<Vec<String>>,
     ) -> Result<ContactPayload> {
         let row = service(ctx)?
             .patch_metadata(parse_id(&id, "id")?, set.map(|m| m.0), unset)
@@ -149,8 +153,9 @@ impl MutationRoot {
     async fn record_whatsapp_message(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The sender, in any format `createContact` accepts.")]
         phone_number: String,
-        country_code: Option<String>,
+        #[graphql(desc = "Needed when `phoneNumber` is national.")] country_code: Option<String>,
         #[graphql(desc = "When the message arrived; defaults to now; at most 5 minutes ahead.")]
         received_at: Option<Timestamp>,
     ) -> Result<ContactPayload> {
@@ -165,7 +170,7 @@ impl MutationRoot {
     async fn import_contacts(
         &self,
         ctx: &Context<'_>,
-        contacts: Vec<CreateContactInput>,
+        #[graphql(desc = "Up to 1,000 contacts.")] contacts: Vec<CreateContactInput>,
     ) -> Result<ImportContactsPayload> {
         let rows: Vec<ContactInput> = contacts.into_iter().map(Into::into).collect();
         Ok(service(ctx)?.import(rows).await?.into())

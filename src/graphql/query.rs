@@ -31,13 +31,21 @@ fn parse_filter(filter: Option<inputs::ContactFilter>) -> Result<filter::Contact
 #[Object(name = "Query")]
 impl QueryRoot {
     /// Any object by its id.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A contact id.")] id: ID,
+    ) -> Result<Option<Node>> {
         let contact = self.contact(ctx, id).await?;
         Ok(contact.map(Node::Contact))
     }
 
     /// A contact by id; null when there is none.
-    async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contact>> {
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A contact id.")] id: ID,
+    ) -> Result<Option<Contact>> {
         let row = service(ctx)?.get(parse_id(&id, "id")?).await?;
         Ok(row.map(|row| Contact::new(row, request_now(ctx))))
     }
@@ -46,6 +54,9 @@ impl QueryRoot {
     async fn contact_by_phone_number(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "E.164, international (`+56 9 1234 5678`) or national with `countryCode`."
+        )]
         phone_number: String,
         #[graphql(desc = "Needed when `phoneNumber` is national.")] country_code: Option<String>,
     ) -> Result<Option<Contact>> {
@@ -64,7 +75,9 @@ impl QueryRoot {
         #[graphql(desc = "A cursor from a previous page.")] after: Option<String>,
         #[graphql(desc = "Up to 100 contacts before `before`.")] last: Option<i32>,
         #[graphql(desc = "A cursor from a previous page.")] before: Option<String>,
-        filter: Option<inputs::ContactFilter>,
+        #[graphql(desc = "Only contacts matching every given condition.")] filter: Option<
+            inputs::ContactFilter,
+        >,
         #[graphql(desc = "Default `CREATED_AT ASC`.")] order_by: Option<inputs::ContactOrder>,
     ) -> Result<ContactConnection> {
         let order = order_by.map(Into::into).unwrap_or_default();
@@ -87,7 +100,9 @@ impl QueryRoot {
     async fn contact_stats(
         &self,
         ctx: &Context<'_>,
-        filter: Option<inputs::ContactFilter>,
+        #[graphql(desc = "Only contacts matching every given condition.")] filter: Option<
+            inputs::ContactFilter,
+        >,
     ) -> Result<ContactStats> {
         let stats = service(ctx)?
             .stats(&parse_filter(filter)?, request_now(ctx))

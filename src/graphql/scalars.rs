@@ -1,6 +1,6 @@
 //! Custom scalars: `DateTime` (RFC 3339, UTC, `Z`) and `Metadata` (a JSON object of strings).
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{Description, InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json};
 
@@ -8,11 +8,13 @@ use crate::contacts::{clock::to_storage_precision, metadata::Metadata};
 
 /// An instant in RFC 3339 with a `Z` (`2026-11-24T13:37:00Z`); sub-second precision is kept up to
 /// microseconds. Input may use any offset and is converted to UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Description)]
+#[graphql(name = "DateTime")]
 pub struct Timestamp(pub DateTime<Utc>);
 
 #[Scalar(
     name = "DateTime",
+    use_type_description,
     specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
 )]
 impl ScalarType for Timestamp {
@@ -40,10 +42,11 @@ impl ScalarType for Timestamp {
 
 /// String → string map, `{}` when empty. At most 50 keys; keys 1–40 characters; values at most
 /// 500 characters.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Description)]
+#[graphql(name = "Metadata")]
 pub struct MetadataMap(pub Map<String, Json>);
 
-#[Scalar(name = "Metadata")]
+#[Scalar(name = "Metadata", use_type_description)]
 impl ScalarType for MetadataMap {
     fn parse(value: Value) -> InputValueResult<Self> {
         // Only the shape is checked here; the limits are checked by the domain, which knows
