@@ -338,3 +338,25 @@ async fn unknown_route_is_a_json_404() {
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(code(&body["errors"][0]), "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn internal_errors_are_generic_and_leak_no_sql() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::start().await;
+    // Break the database under the running server.
+    let db = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    db.execute_unprepared("DROP TABLE contacts")
+        .await
+        .expect("drop");
+    let (status, body) = app.post("{ contactStats { total } }", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(code(error), "INTERNAL_SERVER_ERROR");
+    assert_eq!(error["message"], "internal server error");
+    let text = body.to_string();
+    for leak in ["contacts", "SELECT", "table", "sqlx"] {
+        assert!(!text.contains(leak), "{leak} leaked: {text}");
+    }
+}

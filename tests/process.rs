@@ -1,30 +1,12 @@
-//! The real binary: start-up defaults, `--help`, and graceful shutdown on SIGTERM.
+//! The real binary: start-up defaults, `--help`, graceful shutdown on SIGTERM, and
+//! acknowledged writes surviving SIGKILL.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_contacts-server");
+use std::{process::Command, time::Duration};
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
-/// Waits for the server's "listening" log line: an event, not the passage of time.
-fn wait_until_listening(child: &mut Child) {
-    let stdout = child.stdout.take().expect("piped stdout");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("server output");
-        if line.contains("GraphiQL and the API at") {
-            return;
-        }
-    }
-    panic!("server exited during start-up");
-}
+use common::process::{BIN, command, free_port, wait_until_listening};
+use serde_json::{Value, json};
 
 #[test]
 fn help_documents_every_setting() {
@@ -49,37 +31,41 @@ fn help_documents_every_setting() {
     }
 }
 
-#[tokio::test]
-async fn starts_with_a_migrated_sqlite_file_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env("PORT", port.to_string())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_listening(&mut child);
-    assert!(
-        dir.path().join("contacts.db").exists(),
-        "contacts.db not created in the working directory"
-    );
-
-    let client = reqwest::Client::new();
-    let body = serde_json::json!({ "query": "mutation { recordWhatsappMessage(phoneNumber: \"+56912345678\") { contact { id } } }" });
-    let response = client
+async fn post(base: &str, query: &str, variables: Value) -> Value {
+    let body = json!({ "query": query, "variables": variables });
+    let response = reqwest::Client::new()
         .post(format!("{base}/graphql"))
         .json(&body)
         .send()
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
-    let page = client
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn starts_with_a_migrated_sqlite_file_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = command(None, port)
+        .current_dir(dir.path())
+        .spawn()
+        .expect("start server");
+    wait_until_listening(&mut child);
+    assert!(
+        dir.path().join("contacts.db").exists(),
+        "contacts.db not created in the working directory"
+    );
+
+    let base = format!("http://127.0.0.1:{port}");
+    let created = post(
+        &base,
+        "mutation { recordWhatsappMessage(phoneNumber: \"+56912345678\") { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    assert!(created.get("errors").is_none(), "{created}");
+    let page = reqwest::Client::new()
         .get(format!("{base}/graphql"))
         .header("accept", "text/html")
         .send()
@@ -99,4 +85,42 @@ async fn starts_with_a_migrated_sqlite_file_and_stops_cleanly_on_sigterm() {
         .expect("join")
         .expect("wait");
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let port = free_port();
+    let mut child = command(Some(&url), port).spawn().expect("start server");
+    wait_until_listening(&mut child);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut acknowledged = Vec::new();
+    for i in 0..50 {
+        let phone = format!("+1415555{i:04}");
+        let body = post(&base, "mutation($p: String!) { createContact(input: { phoneNumber: $p }) { contact { id } } }", json!({ "p": phone })).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        acknowledged.push(phone);
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    let port = free_port();
+    let mut restarted = command(Some(&url), port).spawn().expect("restart server");
+    wait_until_listening(&mut restarted);
+    let base = format!("http://127.0.0.1:{port}");
+    for phone in &acknowledged {
+        let body = post(
+            &base,
+            "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { id } }",
+            json!({ "p": phone }),
+        )
+        .await;
+        assert!(
+            body["data"]["contactByPhoneNumber"]["id"].is_string(),
+            "{phone} lost: {body}"
+        );
+    }
+    restarted.kill().expect("stop");
+    restarted.wait().expect("reap");
 }
