@@ -1,10 +1,11 @@
 //! Relay page requests (`first`/`after`, `last`/`before`) validated into a keyset window.
 
-use entity::contact::Model;
+use entity::contact::{Column, Model};
+use sea_orm::{ColumnTrait, Condition};
 
 use super::{
     cursor::Cursor,
-    order::{ContactOrder, OrderField},
+    order::{self, ContactOrder, Direction, OrderField},
 };
 use crate::error::{AppError, AppResult};
 
@@ -104,6 +105,57 @@ impl PageSpec {
             after,
             before,
         })
+    }
+}
+
+impl PageSpec {
+    pub fn is_backward(&self) -> bool {
+        self.reading == Reading::Backward
+    }
+
+    /// The direction rows are read in: the order's, or its reverse for `last`/`before`.
+    pub fn walk_direction(&self) -> Direction {
+        if self.is_backward() {
+            self.order.direction.reversed()
+        } else {
+            self.order.direction
+        }
+    }
+
+    fn beyond(&self, cursor: &Cursor, after: bool) -> Condition {
+        order::seek(
+            self.order.field,
+            self.order.direction,
+            &cursor.value,
+            cursor.id,
+            after,
+        )
+    }
+
+    /// Rows strictly between `after` and `before`.
+    pub fn between_cursors(&self) -> Condition {
+        let mut cond = Condition::all();
+        if let Some(after) = &self.after {
+            cond = cond.add(self.beyond(after, true));
+        }
+        if let Some(before) = &self.before {
+            cond = cond.add(self.beyond(before, false));
+        }
+        cond
+    }
+
+    /// Rows on the far side of the cursor the page starts from (that row included), whose
+    /// existence makes `hasPreviousPage` (or `hasNextPage` when reading backwards) true.
+    pub fn behind_start(&self) -> Option<Condition> {
+        let (cursor, after) = match self.reading {
+            Reading::Forward => (self.after.as_ref()?, false),
+            Reading::Backward => (self.before.as_ref()?, true),
+        };
+        Some(
+            Condition::any()
+                .add(self.beyond(cursor, after))
+                .add(Column::Id.eq(cursor.id)),
+        )
     }
 }
 

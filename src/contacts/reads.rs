@@ -55,65 +55,30 @@ impl ContactService {
         spec: &PageSpec,
         now: DateTime<Utc>,
     ) -> AppResult<Page> {
-        let field = spec.order.field;
         let base = filter.condition(self.db.backend(), now);
-        let mut cond = base.clone();
-        if let Some(c) = &spec.after {
-            cond = cond.add(order::seek(
-                field,
-                spec.order.direction,
-                &c.value,
-                c.id,
-                true,
-            ));
-        }
-        if let Some(c) = &spec.before {
-            cond = cond.add(order::seek(
-                field,
-                spec.order.direction,
-                &c.value,
-                c.id,
-                false,
-            ));
-        }
-        let walk = match spec.reading {
-            Reading::Forward => spec.order.direction,
-            Reading::Backward => spec.order.direction.reversed(),
-        };
-        let backward = spec.reading == Reading::Backward;
-        let query = order::apply_order(Entity::find().filter(cond), field, walk, backward);
+        let select = Entity::find().filter(base.clone().add(spec.between_cursors()));
+        let query = order::apply_order(
+            select,
+            spec.order.field,
+            spec.walk_direction(),
+            spec.is_backward(),
+        );
         let mut rows = query.limit(spec.limit + 1).all(&self.db.read).await?;
         let has_more = rows.len() as u64 > spec.limit;
         rows.truncate(usize::try_from(spec.limit).unwrap_or(usize::MAX));
-        // Beyond the cursor we started from, in the other direction.
-        let (opposite_cursor, looking_after) = match spec.reading {
-            Reading::Forward => (&spec.after, false),
-            Reading::Backward => (&spec.before, true),
-        };
-        let has_opposite = match opposite_cursor {
-            Some(c) => {
-                let beyond = Condition::any()
-                    .add(order::seek(
-                        field,
-                        spec.order.direction,
-                        &c.value,
-                        c.id,
-                        looking_after,
-                    ))
-                    .add(Column::Id.eq(c.id));
-                self.exists(base.add(beyond)).await?
-            }
+        let has_behind = match spec.behind_start() {
+            Some(behind) => self.exists(base.add(behind)).await?,
             None => false,
         };
-        if spec.reading == Reading::Backward {
+        if spec.is_backward() {
             rows.reverse();
         }
         let (has_next_page, has_previous_page) = match spec.reading {
-            Reading::Forward => (has_more, has_opposite),
-            Reading::Backward => (has_opposite, has_more),
+            Reading::Forward => (has_more, has_behind),
+            Reading::Backward => (has_behind, has_more),
         };
         Ok(Page {
-            order: field,
+            order: spec.order.field,
             rows,
             has_next_page,
             has_previous_page,
