@@ -37,7 +37,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
-    tracing::info!("GraphiQL and the API at http://{address}/graphql");
+    // The bound address, so PORT=0 (any free port) reports the port it got.
+    let bound = listener.local_addr()?;
+    tracing::info!("GraphiQL and the API at http://{bound}/graphql");
     axum::serve(listener, app)
         .with_graceful_shutdown(http::shutdown_signal())
         .await?;

@@ -5,7 +5,7 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use common::process::{BIN, command, free_port, wait_until_listening};
+use common::process::{BIN, command, wait_until_listening};
 use serde_json::{Value, json};
 
 #[test]
@@ -46,18 +46,16 @@ async fn post(base: &str, query: &str, variables: Value) -> Value {
 #[tokio::test]
 async fn starts_with_a_migrated_sqlite_file_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut child = command(None, port)
+    let mut child = command(None)
         .current_dir(dir.path())
         .spawn()
         .expect("start server");
-    wait_until_listening(&mut child);
+    let base = wait_until_listening(&mut child).base;
     assert!(
         dir.path().join("contacts.db").exists(),
         "contacts.db not created in the working directory"
     );
 
-    let base = format!("http://127.0.0.1:{port}");
     let created = post(
         &base,
         "mutation { recordWhatsappMessage(phoneNumber: \"+56912345678\") { contact { id } } }",
@@ -91,10 +89,8 @@ async fn starts_with_a_migrated_sqlite_file_and_stops_cleanly_on_sigterm() {
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = common::fresh_database_url(&dir).await;
-    let port = free_port();
-    let mut child = command(Some(&url), port).spawn().expect("start server");
-    wait_until_listening(&mut child);
-    let base = format!("http://127.0.0.1:{port}");
+    let mut child = command(Some(&url)).spawn().expect("start server");
+    let base = wait_until_listening(&mut child).base;
     let mut acknowledged = Vec::new();
     for i in 0..50 {
         let phone = format!("+1415555{i:04}");
@@ -105,10 +101,8 @@ async fn acknowledged_writes_survive_sigkill() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let port = free_port();
-    let mut restarted = command(Some(&url), port).spawn().expect("restart server");
-    wait_until_listening(&mut restarted);
-    let base = format!("http://127.0.0.1:{port}");
+    let mut restarted = command(Some(&url)).spawn().expect("restart server");
+    let base = wait_until_listening(&mut restarted).base;
     for phone in &acknowledged {
         let body = post(
             &base,

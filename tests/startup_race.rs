@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Child;
 
-use common::process::{command, free_port, wait_until_listening};
+use common::process::{command, wait_until_listening};
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
@@ -14,13 +14,12 @@ async fn instances_starting_together_all_come_up_and_migrate_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = common::fresh_database_url(&dir).await;
     let mut children: Vec<Child> = (0..3)
-        .map(|_| {
-            command(Some(&url), free_port())
-                .spawn()
-                .expect("start server")
-        })
+        .map(|_| command(Some(&url)).spawn().expect("start server"))
         .collect();
-    let logs: Vec<Vec<String>> = children.iter_mut().map(wait_until_listening).collect();
+    let logs: Vec<Vec<String>> = children
+        .iter_mut()
+        .map(|child| wait_until_listening(child).log)
+        .collect();
     for child in &mut children {
         child.kill().expect("stop server");
         child.wait().expect("reap");
