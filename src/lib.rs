@@ -4,6 +4,7 @@
 //! Layers: [`http`] (transport) → [`graphql`] (translation) → [`contacts`] (rules and SQL)
 //! → [`db`] / `entity` / `migration` (storage).
 
+pub mod auth;
 pub mod config;
 pub mod contacts;
 pub mod db;
