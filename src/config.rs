@@ -4,7 +4,12 @@ use std::{net::IpAddr, time::Duration};
 
 use clap::Parser;
 
-use crate::db::DbOptions;
+use anyhow::Context;
+
+use crate::{
+    auth::{Authenticator, JwtSettings},
+    db::DbOptions,
+};
 
 /// GraphQL contacts API for WhatsApp messaging.
 ///
@@ -55,6 +60,41 @@ pub struct Config {
     /// Seconds a request may take before it is answered with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// An API key allowed to call the API, as `SHA256HEX:read` or `SHA256HEX:write` (the
+    /// SHA-256 of the key, never the key). Repeat the flag, or separate with commas.
+    /// Make one with: `openssl rand -hex 32 | tee key.txt | tr -d '\n' | sha256sum`.
+    #[arg(long = "api-key", env = "API_KEYS", value_delimiter = ',')]
+    pub api_keys: Vec<String>,
+
+    /// Secret (at least 32 bytes) for HS256-signed JWTs.
+    #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// PEM public key for RS256 or ES256-signed JWTs (see --jwt-algorithm).
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
+    /// Algorithm of --jwt-public-key-file: RS256 or ES256.
+    #[arg(long, env = "JWT_ALGORITHM", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    pub jwt_algorithm: String,
+
+    /// Required `iss` of JWTs.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of JWTs.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// JWT claim holding the scope: "read", "write", or both space-separated (or an array).
+    #[arg(long, env = "JWT_SCOPE_CLAIM", default_value = "scope")]
+    pub jwt_scope_claim: String,
+
+    /// Serve without credentials on a non-loopback address. Without this flag, a server with
+    /// no API key and no JWT configuration only listens on loopback.
+    #[arg(long, env = "ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 impl Config {
@@ -68,7 +108,69 @@ impl Config {
         }
     }
 
+    /// The credential checker this configuration describes.
+    pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        let public_key_pem = match &self.jwt_public_key_file {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => None,
+        };
+        let jwt = JwtSettings {
+            hs256_secret: self.jwt_hs256_secret.clone(),
+            public_key_pem,
+            algorithm: Some(self.jwt_algorithm.clone()),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            scope_claim: self.jwt_scope_claim.clone(),
+        };
+        Authenticator::new(&self.api_keys, jwt)
+    }
+
+    /// Secure by default: without credentials, only loopback, unless explicitly allowed.
+    pub fn check_exposure(&self, auth: &Authenticator) -> anyhow::Result<()> {
+        if !auth.is_enabled() && !self.host.is_loopback() && !self.allow_unauthenticated {
+            anyhow::bail!(
+                "refusing to listen on {} without credentials: configure --api-key or a JWT \
+                 key, or pass --allow-unauthenticated",
+                self.host
+            );
+        }
+        Ok(())
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["contacts-server"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).unwrap()
+    }
+
+    fn exposure(args: &[&str]) -> anyhow::Result<()> {
+        let config = config(args);
+        config.check_exposure(&config.authenticator()?)
+    }
+
+    #[test]
+    fn without_credentials_only_loopback_is_allowed() {
+        assert!(exposure(&["--host", "127.0.0.1"]).is_ok());
+        assert!(exposure(&["--host", "::1"]).is_ok());
+        let refused = exposure(&["--host", "0.0.0.0"]).unwrap_err().to_string();
+        assert!(refused.contains("refusing"), "{refused}");
+        assert!(exposure(&["--host", "0.0.0.0", "--allow-unauthenticated"]).is_ok());
+    }
+
+    #[test]
+    fn with_credentials_any_address_is_allowed() {
+        let key = format!("{}:read", "ab".repeat(32));
+        assert!(exposure(&["--host", "0.0.0.0", "--api-key", &key]).is_ok());
     }
 }

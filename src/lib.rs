@@ -29,11 +29,16 @@ use crate::{
 
 /// Connects, migrates and serves until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let auth = config.authenticator()?;
+    config.check_exposure(&auth)?;
     let db = Db::connect(&config.db_options()).await?;
     db.migrate().await?;
     let events = events::start(&db, &config.database_url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
-    let app = http::app(AppState::new(service), config.request_timeout());
+    let app = http::app(
+        AppState::new(service).with_auth(auth),
+        config.request_timeout(),
+    );
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)
         .await

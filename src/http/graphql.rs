@@ -19,10 +19,11 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    AppState,
+    AppState, credentials,
     negotiate::{Format, error_response, is_json_body, response_format, wants_html},
 };
 use crate::{
+    auth::{Principal, Scope},
     graphql::{RequestNow, codes},
     metrics::{OperationType, Outcome},
 };
@@ -34,6 +35,10 @@ pub async fn post(
 ) -> Response {
     let Some(format) = response_format(&headers) else {
         return not_acceptable();
+    };
+    let principal = match credentials::from_headers(&state, &headers, format) {
+        Ok(principal) => principal,
+        Err(response) => return response,
     };
     if !is_json_body(&headers) {
         let message = "POST /graphql takes Content-Type: application/json";
@@ -65,7 +70,7 @@ pub async fn post(
         }
     };
     match serde_json::from_slice::<PostBody>(&body) {
-        Ok(body) => run(&state, body.into_request(), format, true).await,
+        Ok(body) => run(&state, body.into_request(), format, Method::Post, principal).await,
         Err(err) => {
             let message = format!(
                 "the body is not a GraphQL request object (batching is not supported): {err}"
@@ -127,6 +132,10 @@ pub async fn get(
     let Some(format) = response_format(&headers) else {
         return not_acceptable();
     };
+    let principal = match credentials::from_headers(&state, &headers, format) {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
     let Ok(Query(params)) = params else {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -149,7 +158,14 @@ pub async fn get(
     };
     let mut request = Request::new(query).variables(variables);
     request.operation_name = params.operation_name;
-    run(&state, request, format, false).await
+    run(&state, request, format, Method::Get, principal).await
+}
+
+/// How the request came: GET may only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 fn not_acceptable() -> Response {
@@ -182,7 +198,8 @@ async fn run(
     state: &AppState,
     mut request: Request,
     format: Format,
-    mutations_allowed: bool,
+    method: Method,
+    principal: Principal,
 ) -> Response {
     let started = Instant::now();
     let name = request.operation_name.clone();
@@ -194,7 +211,10 @@ async fn run(
             return finish(state, response, format, OperationType::Unknown, started);
         }
     };
-    if operation == OperationType::Mutation && !mutations_allowed {
+    if operation == OperationType::Mutation && principal.scope < Scope::Write {
+        return credentials::forbidden(format);
+    }
+    if operation == OperationType::Mutation && method == Method::Get {
         let message = "mutations are not allowed over GET; use POST";
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -215,7 +235,9 @@ async fn run(
         let response = GqlResponse::from_errors(vec![codes::with_code(error, codes::BAD_REQUEST)]);
         return finish(state, response, format, operation, started);
     }
-    let request = request.data(RequestNow(state.service.now()));
+    let request = request
+        .data(RequestNow(state.service.now()))
+        .data(principal);
     let response = state.schema.execute(request).await;
     finish(state, response, format, operation, started)
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, layers and graceful shutdown. Transport only: no business rules.
 
+mod credentials;
 mod graphql;
 mod negotiate;
 mod ops;
@@ -11,6 +12,7 @@ use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, response::Redire
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
+    auth::Authenticator,
     contacts::ContactService,
     graphql::{AppSchema, build_schema},
     metrics::Metrics,
@@ -25,6 +27,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub service: ContactService,
     pub metrics: Arc<Metrics>,
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
@@ -33,7 +36,14 @@ impl AppState {
             schema: build_schema(service.clone()),
             service,
             metrics: Arc::new(Metrics::default()),
+            auth: Arc::new(Authenticator::default()),
         }
+    }
+
+    /// Requires the credentials `auth` accepts on every API request.
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 }
 

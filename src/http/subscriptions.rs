@@ -1,22 +1,38 @@
 //! `GET /graphql/ws`: subscriptions over WebSocket, in both the `graphql-transport-ws` and
 //! the legacy `graphql-ws` protocol (the client picks with `Sec-WebSocket-Protocol`).
+//! Credentials come in `connection_init`; a connection without valid ones is closed.
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, ErrorExtensions, http::ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     extract::{State, WebSocketUpgrade},
+    http::HeaderMap,
     response::Response,
 };
 
-use super::AppState;
+use super::{AppState, credentials};
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let schema = state.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let principal = credentials::from_connection_init(&state, &payload, &headers)
+                        .map_err(|_| {
+                        async_graphql::Error::new("authentication required")
+                            .extend_with(|_, ext| ext.set("code", "UNAUTHENTICATED"))
+                    })?;
+                    let mut data = Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                })
+                .serve()
+        })
 }

@@ -9,6 +9,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use contacts_server::{
+    auth::Authenticator,
     contacts::{ContactService, clock::ManualClock},
     db::{Db, DbOptions},
     events,
@@ -85,6 +86,21 @@ impl TestApp {
             clock,
             client: reqwest::Client::new(),
             database_url: self.database_url.clone(),
+            _dir: dir,
+        }
+    }
+
+    /// A fresh app that requires the credentials `auth` accepts.
+    pub async fn start_with_auth(auth: Authenticator) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(&dir).await;
+        let clock = ManualClock::new(at(T0));
+        let addr = serve_app(&url, clock.clone(), Duration::from_secs(30), auth).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url,
             _dir: dir,
         }
     }
@@ -180,6 +196,16 @@ pub async fn serve(url: &str, clock: ManualClock) -> SocketAddr {
 
 /// [`serve`] with a given wait for a database connection (short in outage tests).
 pub async fn serve_with(url: &str, clock: ManualClock, acquire_timeout: Duration) -> SocketAddr {
+    serve_app(url, clock, acquire_timeout, Authenticator::default()).await
+}
+
+/// The app requiring the credentials `auth` accepts.
+pub async fn serve_app(
+    url: &str,
+    clock: ManualClock,
+    acquire_timeout: Duration,
+    auth: Authenticator,
+) -> SocketAddr {
     let options = DbOptions {
         url: url.to_owned(),
         max_connections: 4,
@@ -191,7 +217,10 @@ pub async fn serve_with(url: &str, clock: ManualClock, acquire_timeout: Duration
     db.migrate().await.expect("migrations");
     let events = events::start(&db, url).await.expect("event bus");
     let service = ContactService::new(db, Arc::new(clock), events);
-    let app = http::app(AppState::new(service), Duration::from_secs(30));
+    let app = http::app(
+        AppState::new(service).with_auth(auth),
+        Duration::from_secs(30),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
