@@ -63,26 +63,22 @@ fn check(state: &AppState, token: Option<&str>) -> Result<Principal, AuthError> 
     state.auth.authenticate(token, state.service.now())
 }
 
-/// The caller of an HTTP request, or the 401 to answer.
-pub fn from_headers(
-    state: &AppState,
-    headers: &HeaderMap,
-    format: Format,
-) -> Result<Principal, Response> {
-    check(state, token_from_headers(headers)).map_err(|err| {
-        let message = match err {
-            AuthError::Missing => {
-                "credentials required: Authorization: Bearer <token> or X-API-Key"
-            }
-            AuthError::Invalid => "invalid credentials",
-        };
-        let mut response =
-            error_response(StatusCode::UNAUTHORIZED, format, "UNAUTHENTICATED", message);
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
-    })
+/// The caller of an HTTP request.
+pub fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    check(state, token_from_headers(headers))
+}
+
+/// The 401 for refused credentials.
+pub fn unauthenticated(err: AuthError, format: Format) -> Response {
+    let message = match err {
+        AuthError::Missing => "credentials required: Authorization: Bearer <token> or X-API-Key",
+        AuthError::Invalid => "invalid credentials",
+    };
+    let mut response = error_response(StatusCode::UNAUTHORIZED, format, "UNAUTHENTICATED", message);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// The caller of a WebSocket connection: the `connection_init` payload, else the upgrade

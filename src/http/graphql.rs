@@ -36,9 +36,9 @@ pub async fn post(
     let Some(format) = response_format(&headers) else {
         return not_acceptable();
     };
-    let principal = match credentials::from_headers(&state, &headers, format) {
+    let principal = match credentials::from_headers(&state, &headers) {
         Ok(principal) => principal,
-        Err(response) => return response,
+        Err(err) => return credentials::unauthenticated(err, format),
     };
     if !is_json_body(&headers) {
         let message = "POST /graphql takes Content-Type: application/json";
@@ -132,9 +132,9 @@ pub async fn get(
     let Some(format) = response_format(&headers) else {
         return not_acceptable();
     };
-    let principal = match credentials::from_headers(&state, &headers, format) {
+    let principal = match credentials::from_headers(&state, &headers) {
         Ok(principal) => principal,
-        Err(response) => return response,
+        Err(err) => return credentials::unauthenticated(err, format),
     };
     let Ok(Query(params)) = params else {
         return error_response(
