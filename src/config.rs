@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::{
     auth::{Authenticator, JwtSettings},
     db::DbOptions,
+    graphql::Limits,
 };
 
 /// GraphQL contacts API for WhatsApp messaging.
@@ -95,6 +96,42 @@ pub struct Config {
     /// no API key and no JWT configuration only listens on loopback.
     #[arg(long, env = "ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+
+    /// Deepest field nesting an operation may have.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = 6)]
+    pub max_depth: usize,
+
+    /// Deepest nesting below `__schema`/`__type` (GraphiQL's introspection needs about 13).
+    #[arg(long, env = "MAX_INTROSPECTION_DEPTH", default_value_t = 15)]
+    pub max_introspection_depth: usize,
+
+    /// Highest cost: each field 1, a connection's fields times its `first`/`last`.
+    #[arg(long, env = "MAX_COMPLEXITY", default_value_t = 5_000)]
+    pub max_complexity: usize,
+
+    /// Most aliases in one document.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 15)]
+    pub max_aliases: usize,
+
+    /// Most fields at the root of an operation.
+    #[arg(long, env = "MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+
+    /// Most directives on one field.
+    #[arg(long, env = "MAX_DIRECTIVES", default_value_t = 10)]
+    pub max_directives: usize,
+
+    /// Most lexical tokens in one document.
+    #[arg(long, env = "MAX_TOKENS", default_value_t = 1_000)]
+    pub max_tokens: usize,
+
+    /// Answer introspection queries (default: only when listening on loopback).
+    #[arg(long, env = "INTROSPECTION")]
+    pub introspection: Option<bool>,
+
+    /// Suggest field names ("did you mean") in errors (default: only on loopback).
+    #[arg(long, env = "SUGGESTIONS")]
+    pub suggestions: Option<bool>,
 }
 
 impl Config {
@@ -137,6 +174,22 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The operation limits; introspection and suggestions default to on only on loopback.
+    pub fn limits(&self) -> Limits {
+        let loopback = self.host.is_loopback();
+        Limits {
+            max_depth: self.max_depth,
+            max_introspection_depth: self.max_introspection_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_root_fields: self.max_root_fields,
+            max_directives: self.max_directives,
+            max_tokens: self.max_tokens,
+            introspection: self.introspection.unwrap_or(loopback),
+            suggestions: self.suggestions.unwrap_or(loopback),
+        }
     }
 
     pub fn request_timeout(&self) -> Duration {

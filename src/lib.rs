@@ -36,7 +36,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let events = events::start(&db, &config.database_url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let app = http::app(
-        AppState::new(service).with_auth(auth),
+        AppState::new(service, config.limits()).with_auth(auth),
         config.request_timeout(),
     );
     let address = SocketAddr::new(config.host, config.port);

@@ -4,6 +4,7 @@ pub mod codes;
 mod connection;
 mod contact;
 mod inputs;
+pub mod limits;
 mod mutation;
 mod query;
 mod scalars;
@@ -13,6 +14,7 @@ use async_graphql::{Context, ID, Schema, SchemaBuilder};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use self::limits::Limits;
 pub use self::{mutation::MutationRoot, query::QueryRoot, subscription::SubscriptionRoot};
 use crate::{contacts::ContactService, error::AppError};
 
@@ -23,18 +25,29 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct RequestNow(pub DateTime<Utc>);
 
 /// The schema without data: shared by the server, the SDL export and tests.
-pub fn schema_builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).extension(codes::ErrorCodes)
+pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(codes::ErrorCodes)
+        .extension(limits::LimitsExtension(*limits))
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if !limits.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    builder
 }
 
 /// The schema the server runs.
-pub fn build_schema(service: ContactService) -> AppSchema {
-    schema_builder().data(service).finish()
+pub fn build_schema(service: ContactService, limits: &Limits) -> AppSchema {
+    schema_builder(limits).data(service).finish()
 }
 
 /// The SDL, as written to `schema.graphql`.
 pub fn sdl() -> String {
-    schema_builder().finish().sdl()
+    schema_builder(&Limits::default()).finish().sdl()
 }
 
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ContactService> {

@@ -68,6 +68,9 @@ impl QueryRoot {
 
     /// Contacts, a page at a time (Relay cursor connection; default 20, at most 100).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(1, 100) as usize * child_complexity"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     auth::{Principal, Scope},
-    graphql::{RequestNow, codes},
+    graphql::{RequestNow, codes, limits},
     metrics::{OperationType, Outcome},
 };
 
@@ -202,6 +202,11 @@ async fn run(
     principal: Principal,
 ) -> Response {
     let started = Instant::now();
+    // Refused before parsing, so an oversized document costs little.
+    if let Err(err) = limits::check_tokens(&request.query, state.limits.max_tokens) {
+        let response = GqlResponse::from_errors(vec![err]);
+        return finish(state, response, format, OperationType::Unknown, started);
+    }
     let name = request.operation_name.clone();
     let operation = match request.parsed_query() {
         Ok(doc) => operation_type(doc, name.as_deref()),

@@ -14,7 +14,7 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
-    graphql::{AppSchema, build_schema},
+    graphql::{AppSchema, Limits, build_schema},
     metrics::Metrics,
 };
 
@@ -28,12 +28,14 @@ pub struct AppState {
     pub service: ContactService,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
+    pub limits: Limits,
 }
 
 impl AppState {
-    pub fn new(service: ContactService) -> Self {
+    pub fn new(service: ContactService, limits: Limits) -> Self {
         Self {
-            schema: build_schema(service.clone()),
+            schema: build_schema(service.clone(), &limits),
+            limits,
             service,
             metrics: Arc::new(Metrics::default()),
             auth: Arc::new(Authenticator::default()),

@@ -13,6 +13,7 @@ use contacts_server::{
     contacts::{ContactService, clock::ManualClock},
     db::{Db, DbOptions},
     events,
+    graphql::Limits,
     http::{self, AppState},
 };
 use serde_json::{Value, json};
@@ -218,7 +219,7 @@ pub async fn serve_app(
     let events = events::start(&db, url).await.expect("event bus");
     let service = ContactService::new(db, Arc::new(clock), events);
     let app = http::app(
-        AppState::new(service).with_auth(auth),
+        AppState::new(service, Limits::default()).with_auth(auth),
         Duration::from_secs(30),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
