@@ -125,6 +125,24 @@ pub struct Config {
     #[arg(long, env = "MAX_TOKENS", default_value_t = 1_000)]
     pub max_tokens: usize,
 
+    /// Requests a minute each caller (credential, or IP without credentials) may make; 0
+    /// turns rate limiting off.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 6_000)]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests a caller may make at once before the per-minute rate applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 500)]
+    pub rate_limit_burst: u32,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.com`. None by default.
+    #[arg(
+        long = "cors-allowed-origin",
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
     /// Answer introspection queries (default: only when listening on loopback).
     #[arg(long, env = "INTROSPECTION")]
     pub introspection: Option<bool>,

@@ -36,7 +36,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let events = events::start(&db, &config.database_url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let app = http::app(
-        AppState::new(service, config.limits()).with_auth(auth),
+        AppState::new(service, config.limits())
+            .with_auth(auth)
+            .with_rate_limit(config.rate_limit_per_minute, config.rate_limit_burst)
+            .with_cors(&config.cors_allowed_origins)?,
         config.request_timeout(),
     );
     let address = SocketAddr::new(config.host, config.port);
@@ -46,9 +49,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // The bound address, so PORT=0 (any free port) reports the port it got.
     let bound = listener.local_addr()?;
     tracing::info!("GraphiQL and the API at http://{bound}/graphql");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(http::shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(http::shutdown_signal())
+    .await?;
     db.close().await;
     Ok(())
 }

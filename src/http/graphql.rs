@@ -10,7 +10,7 @@ use async_graphql::{
 use axum::{
     body::Bytes,
     extract::{
-        Query, State,
+        ConnectInfo, Query, State,
         rejection::{BytesRejection, QueryRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -18,9 +18,12 @@ use axum::{
 };
 use serde::Deserialize;
 
+use std::net::SocketAddr;
+
 use super::{
     AppState, credentials,
     negotiate::{Format, error_response, is_json_body, response_format, wants_html},
+    rate_limit,
 };
 use crate::{
     auth::{Principal, Scope},
@@ -30,6 +33,7 @@ use crate::{
 
 pub async fn post(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -40,6 +44,9 @@ pub async fn post(
         Ok(principal) => principal,
         Err(err) => return credentials::unauthenticated(err, format),
     };
+    if let Err(wait) = state.rate_limit.check(&rate_limit::key(&principal, client)) {
+        return rate_limit::too_many(wait, format);
+    }
     if !is_json_body(&headers) {
         let message = "POST /graphql takes Content-Type: application/json";
         return error_response(
@@ -113,6 +120,7 @@ pub struct GetParams {
 
 pub async fn get(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<GetParams>, QueryRejection>,
 ) -> Response {
@@ -136,6 +144,9 @@ pub async fn get(
         Ok(principal) => principal,
         Err(err) => return credentials::unauthenticated(err, format),
     };
+    if let Err(wait) = state.rate_limit.check(&rate_limit::key(&principal, client)) {
+        return rate_limit::too_many(wait, format);
+    }
     let Ok(Query(params)) = params else {
         return error_response(
             StatusCode::BAD_REQUEST,

@@ -4,13 +4,25 @@ mod credentials;
 mod graphql;
 mod negotiate;
 mod ops;
+pub mod rate_limit;
 mod subscriptions;
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{Router, extract::DefaultBodyLimit, http::StatusCode, response::Redirect, routing::get};
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    response::Redirect,
+    routing::get,
+};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
 
+use self::rate_limit::RateLimit;
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
@@ -29,6 +41,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
+    pub rate_limit: Arc<RateLimit>,
+    /// Browser origins allowed to call the API; empty: no CORS headers at all.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl AppState {
@@ -36,10 +51,30 @@ impl AppState {
         Self {
             schema: build_schema(service.clone(), &limits),
             limits,
+            rate_limit: Arc::new(RateLimit::new(0, 0)),
+            cors_origins: Vec::new(),
             service,
             metrics: Arc::new(Metrics::default()),
             auth: Arc::new(Authenticator::default()),
         }
+    }
+
+    /// Limits each caller to `per_minute` requests, in bursts of `burst` (0: no limit).
+    pub fn with_rate_limit(mut self, per_minute: u32, burst: u32) -> Self {
+        self.rate_limit = Arc::new(RateLimit::new(per_minute, burst));
+        self
+    }
+
+    /// Lets browsers on `origins` call the API.
+    pub fn with_cors(mut self, origins: &[String]) -> anyhow::Result<Self> {
+        self.cors_origins = origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin.trim())
+                    .map_err(|_| anyhow::anyhow!("bad CORS origin {origin}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(self)
     }
 
     /// Requires the credentials `auth` accepts on every API request.
@@ -65,11 +100,27 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ));
+    let cors = cors_layer(&state.cors_origins);
     // Added after the timeout layer: a subscription lives as long as its client wants.
     requests
         .route("/graphql/ws", get(subscriptions::upgrade))
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CORS for the allow-listed origins only; with none, browsers keep the same-origin policy.
+fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so in-flight requests finish before the process exits.

@@ -5,19 +5,26 @@
 use async_graphql::{Data, ErrorExtensions, http::ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
-    extract::{State, WebSocketUpgrade},
+    extract::{ConnectInfo, State, WebSocketUpgrade},
     http::HeaderMap,
     response::Response,
 };
 
-use super::{AppState, credentials};
+use std::net::SocketAddr;
+
+use super::{AppState, credentials, negotiate::Format, rate_limit};
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Connections count against the client's address; credentials only come later.
+    if let Err(wait) = state.rate_limit.check(&format!("ip:{}", client.ip())) {
+        return rate_limit::too_many(wait, Format::Json);
+    }
     let schema = state.schema.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)

@@ -106,6 +106,21 @@ impl TestApp {
         }
     }
 
+    /// A fresh app whose state `configure` adjusts.
+    pub async fn start_configured(configure: impl FnOnce(AppState) -> AppState) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(&dir).await;
+        let clock = ManualClock::new(at(T0));
+        let addr = serve_configured(&url, clock.clone(), Duration::from_secs(30), configure).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url,
+            _dir: dir,
+        }
+    }
+
     /// A fresh app that gives up on the database after `acquire_timeout`.
     pub async fn start_with_acquire_timeout(acquire_timeout: Duration) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -207,6 +222,19 @@ pub async fn serve_app(
     acquire_timeout: Duration,
     auth: Authenticator,
 ) -> SocketAddr {
+    serve_configured(url, clock, acquire_timeout, move |state| {
+        state.with_auth(auth)
+    })
+    .await
+}
+
+/// The app with `configure` applied to its state (credentials, rate limit, CORS...).
+pub async fn serve_configured(
+    url: &str,
+    clock: ManualClock,
+    acquire_timeout: Duration,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> SocketAddr {
     let options = DbOptions {
         url: url.to_owned(),
         max_connections: 4,
@@ -219,12 +247,18 @@ pub async fn serve_app(
     let events = events::start(&db, url).await.expect("event bus");
     let service = ContactService::new(db, Arc::new(clock), events);
     let app = http::app(
-        AppState::new(service, Limits::default()).with_auth(auth),
+        configure(AppState::new(service, Limits::default())),
         Duration::from_secs(30),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
     addr
 }
 
