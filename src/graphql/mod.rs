@@ -7,7 +7,7 @@ mod inputs;
 pub mod limits;
 mod mutation;
 mod query;
-mod scalars;
+pub mod scalars;
 mod subscription;
 
 use async_graphql::{Context, ID, Schema, SchemaBuilder};
