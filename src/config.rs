@@ -40,8 +40,9 @@ pub struct Config {
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 
-    /// Log format: `text` for people, `json` for log pipelines.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    /// Log format: `json` lines for log pipelines, `text` for people, `auto`: text on a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
     pub log_format: String,
 
     /// Database connections: readers on SQLite (one more connection writes), the whole pool

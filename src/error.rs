@@ -130,9 +130,11 @@ fn is_unavailable(err: &DbErr) -> bool {
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         match &err {
-            AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            AppError::Internal(detail) => {
+                tracing::error!(error = %crate::logging::mask(detail), "internal error")
+            }
             AppError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "database unavailable")
+                tracing::warn!(error = %crate::logging::mask(detail), "database unavailable")
             }
             _ => {}
         }

@@ -13,6 +13,7 @@ pub mod events;
 mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -48,7 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {address}"))?;
     // The bound address, so PORT=0 (any free port) reports the port it got.
     let bound = listener.local_addr()?;
-    tracing::info!("GraphiQL and the API at http://{bound}/graphql");
+    tracing::info!(address = %bound, "GraphiQL and the API at http://{bound}/graphql");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -61,12 +62,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Installs the log subscriber described by `config`.
 pub fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    logging::init(&config.log_filter, &config.log_format);
 }

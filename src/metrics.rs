@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 impl OperationType {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Query => "query",
             Self::Mutation => "mutation",
@@ -41,7 +41,7 @@ impl OperationType {
 }
 
 impl Outcome {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::ClientError => "client_error",

@@ -17,6 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
+use tracing::Instrument;
 
 use std::net::SocketAddr;
 
@@ -28,6 +29,7 @@ use super::{
 use crate::{
     auth::{Principal, Scope},
     graphql::{RequestNow, codes, limits},
+    logging,
     metrics::{OperationType, Outcome},
 };
 
@@ -205,14 +207,54 @@ fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> OperationType
     }
 }
 
+/// Runs one operation inside its own span: its name, type and outcome end up on every log
+/// line it causes, and on the one line that reports it.
 async fn run(
+    state: &AppState,
+    request: Request,
+    format: Format,
+    method: Method,
+    principal: Principal,
+) -> Response {
+    let span = tracing::info_span!(
+        "operation",
+        operation_name = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let response = execute(state, request, format, method, principal, started)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "operation finished"
+        );
+    });
+    response
+}
+
+/// The operation's name as the client gave it or the document has it.
+fn operation_name<'a>(doc: &'a ExecutableDocument, given: Option<&'a str>) -> Option<&'a str> {
+    match (&doc.operations, given) {
+        (_, Some(name)) => Some(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.keys().next().map(|name| name.as_str())
+        }
+        _ => None,
+    }
+}
+
+async fn execute(
     state: &AppState,
     mut request: Request,
     format: Format,
     method: Method,
     principal: Principal,
+    started: Instant,
 ) -> Response {
-    let started = Instant::now();
     // Refused before parsing, so an oversized document costs little.
     if let Err(err) = limits::check_tokens(&request.query, state.limits.max_tokens) {
         let response = GqlResponse::from_errors(vec![err]);
@@ -227,10 +269,21 @@ async fn run(
             return finish(state, response, format, OperationType::Unknown, started);
         }
     };
+    let span = tracing::Span::current();
+    span.record("kind", operation.label());
+    if let Ok(doc) = request.parsed_query() {
+        let logged_name = operation_name(doc, name.as_deref()).map_or_else(
+            || "anonymous".to_owned(),
+            |name| logging::mask(name).into_owned(),
+        );
+        span.record("operation_name", logged_name);
+    }
     if operation == OperationType::Mutation && principal.scope < Scope::Write {
+        span.record("outcome", "forbidden");
         return credentials::forbidden(format);
     }
     if operation == OperationType::Mutation && method == Method::Get {
+        span.record("outcome", "method_not_allowed");
         let message = "mutations are not allowed over GET; use POST";
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -287,6 +340,7 @@ fn finish(
         (false, false) => Outcome::ClientError,
     };
     state.metrics.observe(op, outcome, started.elapsed());
+    tracing::Span::current().record("outcome", outcome.label());
     let mut body = match serde_json::to_value(&response) {
         Ok(body) => body,
         Err(_) => {

@@ -5,6 +5,7 @@ mod graphql;
 mod negotiate;
 mod ops;
 pub mod rate_limit;
+mod request_log;
 mod subscriptions;
 
 use std::{sync::Arc, time::Duration};
@@ -19,7 +20,6 @@ use axum::{
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     timeout::TimeoutLayer,
-    trace::TraceLayer,
 };
 
 use self::rate_limit::RateLimit;
@@ -102,11 +102,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         ));
     let cors = cors_layer(&state.cors_origins);
     // Added after the timeout layer: a subscription lives as long as its client wants.
-    requests
+    let routes = requests
         .route("/graphql/ws", get(subscriptions::upgrade))
-        .layer(cors)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(cors);
+    request_log::layer(routes).with_state(state)
 }
 
 /// CORS for the allow-listed origins only; with none, browsers keep the same-origin policy.

@@ -12,7 +12,10 @@ use axum::{
 
 use std::net::SocketAddr;
 
-use super::{AppState, credentials, negotiate::Format, rate_limit};
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use super::{AppState, credentials, negotiate::Format, rate_limit, request_log};
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -26,6 +29,14 @@ pub async fn upgrade(
         return rate_limit::too_many(wait, Format::Json);
     }
     let schema = state.schema.clone();
+    // The connection outlives the upgrade request's span: it gets its own, with the same id.
+    let span = tracing::info_span!(
+        "websocket",
+        request_id = %headers
+            .get(&request_log::REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default(),
+    );
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -41,5 +52,7 @@ pub async fn upgrade(
                     Ok(data)
                 })
                 .serve()
+                .then(|()| async { tracing::info!("websocket closed") })
+                .instrument(span)
         })
 }

@@ -1,0 +1,90 @@
+//! Request ids and the request log: every request carries an `x-request-id` (the client's
+//! when it is sane, a new UUID otherwise), returned on the response and on every log line of
+//! the request. Requests are logged by path only: a query string may carry phone numbers.
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderName, HeaderValue, Response},
+    middleware,
+};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tracing::Span;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-given request id kept; longer or odd ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Wraps `router` in the request id and request log layers.
+pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %request.method(),
+                path = %crate::logging::mask(request.uri().path()),
+            )
+        })
+        .on_request(())
+        .on_response(|response: &Response<_>, latency: Duration, _: &Span| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                "request finished"
+            );
+        })
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(());
+    // Outermost last: drop a bad id, then set one, then log, then copy it to the response.
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::map_request(drop_unusable_request_id))
+}
+
+/// A client's id goes into logs and headers verbatim: only short, plain ones are kept.
+async fn drop_unusable_request_id(mut request: Request) -> Request {
+    let usable = request.headers().get(&REQUEST_ID).is_none_or(is_usable);
+    if !usable {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
+fn is_usable(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_ids_are_kept() {
+        assert!(is_usable(&HeaderValue::from_static("abc-123_x.y:z")));
+        assert!(!is_usable(&HeaderValue::from_static("")));
+        assert!(!is_usable(&HeaderValue::from_static("has space")));
+        assert!(!is_usable(&HeaderValue::from_static("quote\"")));
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        assert!(!is_usable(&HeaderValue::from_str(&long).unwrap()));
+    }
+}

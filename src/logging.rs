@@ -1,0 +1,120 @@
+//! Logs: the subscriber set-up, and masking of what must never reach a log (phone numbers,
+//! metadata values). Values reach logs only through [`mask`]; requests are logged by path,
+//! never by query string, since `GET /graphql` carries variables there.
+
+use std::{borrow::Cow, io::IsTerminal};
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global log subscriber: JSON lines unless `format` is `text` (or `auto` on a
+/// terminal, where a person reads them).
+pub fn init(filter: &str, format: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        // The span list carries the request id and the operation onto every line.
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs of this many digits or more (separators allowed) may be a phone number.
+const MIN_MASKED_DIGITS: usize = 7;
+
+/// `text` with every digit of a possible phone number masked but the last two:
+/// `+56 9 1234 5678` becomes `+** * **** **78`. Shorter numbers (ports, counts, years) stay.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out: Option<Vec<char>> = None;
+    let mut start = 0;
+    while start < chars.len() {
+        if !chars[start].is_ascii_digit() {
+            start += 1;
+            continue;
+        }
+        // A run: digits, possibly separated by spaces, dashes, dots or parentheses.
+        let mut end = start;
+        let mut digits = Vec::new();
+        let mut cursor = start;
+        while cursor < chars.len() {
+            if chars[cursor].is_ascii_digit() {
+                digits.push(cursor);
+                end = cursor + 1;
+                cursor += 1;
+            } else {
+                // Up to two separators between digits: `) ` in `(202) 555`.
+                let gap = chars[cursor..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| is_separator(**c))
+                    .count();
+                if (1..=2).contains(&gap)
+                    && chars.get(cursor + gap).is_some_and(char::is_ascii_digit)
+                {
+                    cursor += gap;
+                } else {
+                    break;
+                }
+            }
+        }
+        if digits.len() >= MIN_MASKED_DIGITS {
+            let masked = out.get_or_insert_with(|| chars.clone());
+            for &index in &digits[..digits.len() - 2] {
+                masked[index] = '*';
+            }
+        }
+        start = end.max(start + 1);
+    }
+    match out {
+        Some(masked) => Cow::Owned(masked.into_iter().collect()),
+        None => Cow::Borrowed(text),
+    }
+}
+
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '.' | '(' | ')')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn phone_numbers_keep_only_their_last_two_digits() {
+        assert_eq!(mask("+56912345678"), "+*********78");
+        assert_eq!(mask("dup +56 9 1234 5678!"), "dup +** * **** **78!");
+        assert_eq!(mask("(202) 555-0123"), "(***) ***-**23");
+        assert_eq!(mask("912345678"), "*******78");
+    }
+
+    #[test]
+    fn short_numbers_and_plain_text_stay() {
+        assert_eq!(mask("port 8000, 42 rows"), "port 8000, 42 rows");
+        assert_eq!(mask("no digits"), "no digits");
+        assert_eq!(mask("123456"), "123456");
+        assert!(matches!(mask("abc 12"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn masking_is_total_on_any_text() {
+        for text in [
+            "",
+            "1",
+            "1 ",
+            " 1",
+            "1-",
+            "1234567-",
+            "é12345678ü",
+            "--------",
+        ] {
+            let masked = mask(text);
+            assert_eq!(masked.chars().count(), text.chars().count(), "{text}");
+        }
+    }
+}
