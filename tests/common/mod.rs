@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod process;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -235,6 +236,7 @@ pub async fn serve_configured(
     acquire_timeout: Duration,
     configure: impl FnOnce(AppState) -> AppState,
 ) -> SocketAddr {
+    logs::capture_in_process();
     let options = DbOptions {
         url: url.to_owned(),
         max_connections: 4,
