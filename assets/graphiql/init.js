@@ -51,10 +51,20 @@
 
   var origin = window.location.origin;
   var wsUrl = origin.replace(/^http/, 'ws') + '/graphql/ws';
+  // Browsers cannot set headers on a WebSocket: the Headers tab's credentials go in
+  // connection_init instead, read afresh at each connection (GraphiQL persists the tab).
+  function currentHeaders() {
+    try {
+      var headers = JSON.parse(window.localStorage.getItem('graphiql:headers') || '{}');
+      return headers && typeof headers === 'object' ? headers : {};
+    } catch (e) {
+      return {};
+    }
+  }
   var fetcher = GraphiQL.createFetcher({
     url: origin + '/graphql',
     subscriptionUrl: wsUrl,
-    wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true })
+    wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true, connectionParams: currentHeaders })
   });
 
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
