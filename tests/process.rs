@@ -203,3 +203,21 @@ async fn acknowledged_concurrent_writes_survive_sigkill() {
     restarted.kill().expect("stop");
     restarted.wait().expect("reap");
 }
+
+#[test]
+fn refuses_a_public_address_without_credentials() {
+    let output = Command::new(BIN)
+        .env_remove("API_KEYS")
+        .env_remove("JWT_HS256_SECRET")
+        .env_remove("JWT_PUBLIC_KEY_FILE")
+        .env("HOST", "0.0.0.0")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0 without credentials"),
+        "{stderr}"
+    );
+}
