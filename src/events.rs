@@ -92,6 +92,9 @@ pub struct EventBus {
 /// How many messages a subscriber may fall behind before it is dropped.
 const CAPACITY: usize = 1024;
 
+/// Notifications sent by one statement (PostgreSQL allows 1,664 result columns).
+const NOTIFY_CHUNK: usize = 1000;
+
 impl EventBus {
     /// Events stay inside this process (SQLite: one instance owns the file).
     pub fn in_process() -> Self {
@@ -118,11 +121,18 @@ impl EventBus {
         let Transport::Postgres { channel } = &self.transport else {
             return Ok(());
         };
-        for change in changes {
+        // One statement per chunk rather than per change: a bulk import announces thousands.
+        for chunk in changes.chunks(NOTIFY_CHUNK) {
+            let calls: Vec<String> = (0..chunk.len())
+                .map(|i| format!("pg_notify($1, ${})", i + 2))
+                .collect();
+            let mut values = Vec::with_capacity(chunk.len() + 1);
+            values.push(channel.clone().into());
+            values.extend(chunk.iter().map(|change| change.to_payload().into()));
             let notify = Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [channel.clone().into(), change.to_payload().into()],
+                format!("SELECT {}", calls.join(", ")),
+                values,
             );
             conn.execute_raw(notify).await?;
         }
@@ -152,6 +162,16 @@ impl EventBus {
 /// The bus for `db`: in-process on SQLite; on PostgreSQL, NOTIFY on a channel named after the
 /// schema (so deployments sharing a database do not hear each other) with a listener task.
 pub async fn start(db: &crate::db::Db, url: &str) -> Result<EventBus, DbErr> {
+    let bus = announcer(db).await?;
+    if matches!(bus.transport, Transport::Postgres { .. }) {
+        tokio::spawn(listen_postgres(bus.clone(), url.to_owned()));
+    }
+    Ok(bus)
+}
+
+/// A bus that only announces (command-line tools): on PostgreSQL, running servers hear the
+/// changes; nothing here listens.
+pub async fn announcer(db: &crate::db::Db) -> Result<EventBus, DbErr> {
     if db.backend() != DbBackend::Postgres {
         return Ok(EventBus::in_process());
     }
@@ -165,9 +185,7 @@ pub async fn start(db: &crate::db::Db, url: &str) -> Result<EventBus, DbErr> {
         .map(|row| row.try_get::<String>("", "s"))
         .transpose()?
         .unwrap_or_default();
-    let bus = EventBus::postgres(format!("contact_events:{schema}"));
-    tokio::spawn(listen_postgres(bus.clone(), url.to_owned()));
-    Ok(bus)
+    Ok(EventBus::postgres(format!("contact_events:{schema}")))
 }
 
 /// Forwards NOTIFY payloads from PostgreSQL into `bus` until the process ends, reconnecting

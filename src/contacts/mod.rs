@@ -1,5 +1,6 @@
 //! The contacts domain: validation, the window rule, the clock, and every database query.
 
+pub mod bulk;
 pub mod clock;
 pub mod cursor;
 pub mod filter;

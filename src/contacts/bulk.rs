@@ -1,0 +1,172 @@
+//! Bulk writes and reads for the command line: batches of upserts in one transaction with
+//! multi-row statements, and an export read in id order, one chunk at a time.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::contact::{Column, Entity, Model};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
+};
+use uuid::Uuid;
+
+use super::{
+    filter::ContactFilter,
+    input::NewContact,
+    service::{ContactService, change},
+};
+use crate::{error::AppResult, events::ChangeKind};
+
+/// Rows per multi-row statement and per transaction: well under SQLite's and PostgreSQL's
+/// bound-parameter limits (7 per row).
+pub const BATCH_ROWS: usize = 1000;
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub created: usize,
+    pub updated: usize,
+    /// Rows equal to what was stored: not written at all, so re-running an import is a no-op.
+    pub unchanged: usize,
+}
+
+impl BatchReport {
+    pub fn add(&mut self, other: Self) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+impl ContactService {
+    /// Upserts `contacts` by phone number in one transaction. The phone numbers must be
+    /// distinct (one statement cannot change a row twice). Like `upsertContact`, a missing
+    /// `metadata` or message time keeps the stored one.
+    pub async fn upsert_batch(&self, contacts: &[NewContact]) -> AppResult<BatchReport> {
+        let mut report = BatchReport::default();
+        if contacts.is_empty() {
+            return Ok(report);
+        }
+        let now = self.now();
+        let txn = self.begin_write().await?;
+        let phones = contacts.iter().map(|contact| contact.phone.e164.clone());
+        let stored: HashMap<String, Model> = Entity::find()
+            .filter(Column::PhoneNumber.is_in(phones))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|row| (row.phone_number.clone(), row))
+            .collect();
+        let mut rows = Vec::with_capacity(contacts.len());
+        let mut changes = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            let Some(current) = stored.get(&contact.phone.e164) else {
+                let row = new_row(contact, Uuid::now_v7(), now, now);
+                changes.push(change(ChangeKind::Created, row.id, now));
+                rows.push(row.into_active_model().reset_all());
+                report.created += 1;
+                continue;
+            };
+            let wanted = Model {
+                metadata: contact
+                    .metadata
+                    .as_ref()
+                    .map_or_else(|| current.metadata.clone(), |m| m.to_json()),
+                last_whatsapp_message_at: contact
+                    .last_whatsapp_message_at
+                    .or(current.last_whatsapp_message_at),
+                ..new_row(contact, current.id, current.created_at, current.updated_at)
+            };
+            if &wanted == current {
+                report.unchanged += 1;
+                continue;
+            }
+            changes.push(change(ChangeKind::Updated, current.id, now));
+            rows.push(
+                Model {
+                    updated_at: now,
+                    ..wanted
+                }
+                .into_active_model()
+                .reset_all(),
+            );
+            report.updated += 1;
+        }
+        if !rows.is_empty() {
+            let on_conflict = OnConflict::column(Column::PhoneNumber)
+                .update_columns([
+                    Column::CountryCode,
+                    Column::Metadata,
+                    Column::LastWhatsappMessageAt,
+                    Column::UpdatedAt,
+                ])
+                .to_owned();
+            Entity::insert_many(rows)
+                .on_conflict(on_conflict)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        self.commit_announcing(txn, &changes).await?;
+        Ok(report)
+    }
+
+    /// Every metadata key in use, sorted: the columns of a CSV export.
+    pub async fn metadata_keys(&self) -> AppResult<Vec<String>> {
+        let sql = match self.db().backend() {
+            DbBackend::Postgres => {
+                "SELECT DISTINCT jsonb_object_keys(metadata) AS key FROM contacts ORDER BY key"
+            }
+            _ => {
+                "SELECT DISTINCT j.key AS key FROM contacts, json_each(contacts.metadata) AS j \
+                  ORDER BY key"
+            }
+        };
+        let rows = self
+            .db()
+            .read
+            .query_all_raw(Statement::from_string(self.db().backend(), sql))
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "key"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` contacts matching `filter` with an id after `after`, in id order: an
+    /// export reads chunk after chunk, in constant memory, without holding a transaction open.
+    pub async fn export_chunk(
+        &self,
+        filter: &ContactFilter,
+        now: DateTime<Utc>,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> AppResult<Vec<Model>> {
+        let mut query = Entity::find().filter(filter.condition(self.db().backend(), now));
+        if let Some(after) = after {
+            query = query.filter(Column::Id.gt(after));
+        }
+        Ok(query
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(&self.db().read)
+            .await?)
+    }
+}
+
+fn new_row(
+    contact: &NewContact,
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Model {
+    Model {
+        id,
+        phone_number: contact.phone.e164.clone(),
+        country_code: contact.phone.country_code.clone(),
+        last_whatsapp_message_at: contact.last_whatsapp_message_at,
+        metadata: contact.metadata.clone().unwrap_or_default().to_json(),
+        created_at,
+        updated_at,
+    }
+}
