@@ -2,7 +2,7 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use anyhow::Context;
 
@@ -19,14 +19,8 @@ use crate::{
 #[derive(Debug, Clone, Parser)]
 #[command(name = "contacts-server", version, about, long_about)]
 pub struct Config {
-    /// Database URL: `sqlite://FILE?mode=rwc` (created and migrated at start-up) or
-    /// `postgres://user:pass@host/db`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://contacts.db?mode=rwc"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
@@ -36,28 +30,8 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
-    /// Log filter, in `tracing` syntax (e.g. `info`, `contacts_server=debug`).
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
-    pub log_filter: String,
-
-    /// Log format: `json` lines for log pipelines, `text` for people, `auto`: text on a
-    /// terminal, JSON otherwise.
-    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
-    pub log_format: String,
-
-    /// Database connections: readers on SQLite (one more connection writes), the whole pool
-    /// on PostgreSQL.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
-    pub database_max_connections: u32,
-
-    /// Seconds to wait for a database connection before failing a request (short, so that
-    /// requests fail fast while the database is down).
-    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
-    pub database_acquire_timeout_secs: u64,
-
-    /// PostgreSQL: seconds after which a running statement is cancelled.
-    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_SECS", default_value_t = 15)]
-    pub database_statement_timeout_secs: u64,
+    #[command(flatten)]
+    pub log: LogArgs,
 
     /// Seconds a request may take before it is answered with 503.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
@@ -153,17 +127,76 @@ pub struct Config {
     pub suggestions: Option<bool>,
 }
 
-impl Config {
-    pub fn db_options(&self) -> DbOptions {
+/// Where the contacts are stored; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://FILE?mode=rwc` (created and migrated at start-up) or
+    /// `postgres://user:pass@host/db`.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "sqlite://contacts.db?mode=rwc"
+    )]
+    pub url: String,
+
+    /// Database connections: readers on SQLite (one more connection writes), the whole pool
+    /// on PostgreSQL.
+    #[arg(
+        long = "database-max-connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
+    pub max_connections: u32,
+
+    /// Seconds to wait for a database connection before failing a request (short, so that
+    /// requests fail fast while the database is down).
+    #[arg(
+        long = "database-acquire-timeout-secs",
+        env = "DATABASE_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 5
+    )]
+    pub acquire_timeout_secs: u64,
+
+    /// PostgreSQL: seconds after which a running statement is cancelled.
+    #[arg(
+        long = "database-statement-timeout-secs",
+        env = "DATABASE_STATEMENT_TIMEOUT_SECS",
+        default_value_t = 15
+    )]
+    pub statement_timeout_secs: u64,
+}
+
+impl DatabaseArgs {
+    pub fn options(&self) -> DbOptions {
         DbOptions {
-            url: self.database_url.clone(),
-            max_connections: self.database_max_connections,
-            acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
             busy_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(self.database_statement_timeout_secs),
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
         }
     }
+}
 
+/// Logging; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` syntax (e.g. `info`, `contacts_server=debug`).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub filter: String,
+
+    /// Log format: `json` lines for log pipelines, `text` for people, `auto`: text on a
+    /// terminal, JSON otherwise.
+    #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
+    pub format: String,
+
+    /// Log to standard error (the tools, whose standard output is data) instead of
+    /// standard output.
+    #[arg(skip)]
+    pub to_stderr: bool,
+}
+
+impl Config {
     /// The credential checker this configuration describes.
     pub fn authenticator(&self) -> anyhow::Result<Authenticator> {
         let public_key_pem = match &self.jwt_public_key_file {

@@ -87,6 +87,20 @@ impl Db {
         migrated
     }
 
+    /// Every migration the binary knows, with whether it is applied here.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
+        let migrations = Migrator::get_migration_with_status(&self.write)
+            .await
+            .context("reading the applied migrations")?;
+        Ok(migrations
+            .iter()
+            .map(|m| {
+                let applied = matches!(m.status(), migration::MigrationStatus::Applied);
+                (m.name().to_owned(), applied)
+            })
+            .collect())
+    }
+
     /// SQLite: the whole migration inside one `BEGIN IMMEDIATE`, which takes the database's
     /// write lock, so processes starting together migrate one after the other. The writer
     /// pool has one connection, so the migrator runs on the connection holding the lock.

@@ -5,6 +5,7 @@
 //! → [`db`] / `entity` / `migration` (storage).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod db;
@@ -32,9 +33,9 @@ use crate::{
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     config.check_exposure(&auth)?;
-    let db = Db::connect(&config.db_options()).await?;
+    let db = Db::connect(&config.database.options()).await?;
     db.migrate().await?;
-    let events = events::start(&db, &config.database_url).await?;
+    let events = events::start(&db, &config.database.url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let app = http::app(
         AppState::new(service, config.limits())
@@ -58,9 +59,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     db.close().await;
     Ok(())
-}
-
-/// Installs the log subscriber described by `config`.
-pub fn init_tracing(config: &Config) {
-    logging::init(&config.log_filter, &config.log_format);
 }

@@ -6,17 +6,21 @@ use std::{borrow::Cow, io::IsTerminal};
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global log subscriber: JSON lines unless `format` is `text` (or `auto` on a
+use crate::config::LogArgs;
+
+/// Installs the global log subscriber: JSON lines unless the format is `text` (or `auto` on a
 /// terminal, where a person reads them).
-pub fn init(filter: &str, format: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
+pub fn init(args: &LogArgs) {
+    let filter = EnvFilter::try_new(&args.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match args.format.as_str() {
         "json" => true,
         "text" => false,
         _ => !std::io::stdout().is_terminal(),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
+    if args.to_stderr {
+        builder.with_writer(std::io::stderr).init();
+    } else if json {
         // The span list carries the request id and the operation onto every line.
         builder.json().with_current_span(false).init();
     } else {

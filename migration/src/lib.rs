@@ -1,6 +1,6 @@
 //! Schema migrations, applied at start-up by the server.
 
-pub use sea_orm_migration::prelude::*;
+pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m20261125_000001_create_contacts;
 

@@ -1,0 +1,277 @@
+//! `contacts-server import FILE`: rows are checked one by one (a bad row is reported with its
+//! line and reason, never stopping the rest), then upserted in batches, each batch one
+//! transaction with multi-row statements.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{self, BufWriter, IsTerminal, Read},
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{
+    Format, ImportArgs,
+    records::{Rejects, Rows},
+};
+use crate::{
+    contacts::{
+        ContactService,
+        bulk::{BATCH_ROWS, BatchReport},
+        input::NewContact,
+    },
+    error::AppError,
+};
+
+/// Exit status when the import finished but rejected rows.
+const REJECTED_ROWS: u8 = 3;
+
+pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<u8> {
+    let from_stdin = args.file.as_os_str() == "-";
+    let format = args
+        .format
+        .or_else(|| Format::from_path(&args.file))
+        .ok_or_else(|| {
+            anyhow!(
+                "cannot tell the format of {}: add --format csv or --format jsonl",
+                args.file.display()
+            )
+        })?;
+    let (input, size): (Box<dyn Read>, Option<u64>) = if from_stdin {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let file =
+            File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+    let read = Arc::new(AtomicU64::new(0));
+    let rows = Rows::open(
+        Counting {
+            inner: input,
+            read: read.clone(),
+        },
+        format,
+    )?;
+    let mut rejects = match &args.rejects {
+        Some(path) => Some(Rejects::new(
+            BufWriter::new(create(path)?),
+            rows.csv_header(),
+        )?),
+        None => None,
+    };
+    let mut progress = Progress::new(size);
+    let mut totals = Totals::default();
+    // The first line of each phone number (as its E.164 digits): a file holds each number
+    // once, which is what makes importing it twice a no-op.
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut now = service.now();
+    for row in rows {
+        let row = row?;
+        totals.rows += 1;
+        let contact = row
+            .input
+            .and_then(|input| NewContact::parse(input, "", now).map_err(describe));
+        let rejection = match contact {
+            Err(reason) => Some(reason),
+            Ok(contact) => match seen.insert(digits(&contact.phone.e164), row.line) {
+                Some(first) => {
+                    seen.insert(digits(&contact.phone.e164), first);
+                    Some(format!("the same phone number as line {first}"))
+                }
+                None => {
+                    batch.push(contact);
+                    None
+                }
+            },
+        };
+        if let Some(reason) = rejection {
+            totals.rejected += 1;
+            progress.println(&format!("line {}: {reason}", row.line));
+            if let Some(rejects) = rejects.as_mut() {
+                rejects.write(&row.raw)?;
+            }
+        }
+        if batch.len() == BATCH_ROWS {
+            totals.written.add(write(service, &batch, &totals).await?);
+            batch.clear();
+            now = service.now();
+        }
+        progress.update(read.load(Ordering::Relaxed), &totals);
+    }
+    totals.written.add(write(service, &batch, &totals).await?);
+    progress.finish();
+    if let Some(rejects) = rejects {
+        rejects.finish()?;
+    }
+    let elapsed = progress.started.elapsed();
+    println!(
+        "imported {}: {} rows, created {}, updated {}, unchanged {}, rejected {} in {:.1} s ({:.0} rows/s)",
+        args.file.display(),
+        totals.rows,
+        totals.written.created,
+        totals.written.updated,
+        totals.written.unchanged,
+        totals.rejected,
+        elapsed.as_secs_f64(),
+        totals.rows as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
+    Ok(if totals.rejected > 0 {
+        REJECTED_ROWS
+    } else {
+        0
+    })
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    rows: u64,
+    rejected: u64,
+    written: BatchReport,
+}
+
+async fn write(
+    service: &ContactService,
+    batch: &[NewContact],
+    totals: &Totals,
+) -> anyhow::Result<BatchReport> {
+    service.upsert_batch(batch).await.map_err(|err| {
+        anyhow!(
+            "writing a batch failed after {} rows were read (earlier batches are saved; \
+             importing the file again is safe): {}",
+            totals.rows,
+            describe(err)
+        )
+    })
+}
+
+fn create(path: &Path) -> anyhow::Result<File> {
+    File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// `+56912345678` as the number 56912345678 (E.164 has at most 15 digits: it fits).
+fn digits(e164: &str) -> u64 {
+    e164.trim_start_matches('+').parse().unwrap_or(u64::MAX)
+}
+
+fn describe(err: AppError) -> String {
+    match err {
+        AppError::Validation { field, message } if field.is_empty() => message,
+        AppError::Validation { field, message } => format!("{field}: {message}"),
+        other => format!("{} ({})", other.public_message(), other.code()),
+    }
+}
+
+/// Counts the bytes read, for the progress bar's position and ETA.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A live bar on a terminal; a plain line every few seconds otherwise (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    size: Option<u64>,
+    started: Instant,
+    last_line: Instant,
+}
+
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+impl Progress {
+    fn new(size: Option<u64>) -> Self {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = match size {
+                Some(size) => ProgressBar::new(size).with_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ),
+                None => ProgressBar::new_spinner(),
+            };
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let now = Instant::now();
+        Self {
+            bar,
+            size,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    fn rate(&self, totals: &Totals) -> f64 {
+        totals.rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn update(&mut self, read: u64, totals: &Totals) {
+        if !totals.rows.is_multiple_of(256) {
+            return;
+        }
+        let summary = format!(
+            "{} rows, {:.0} rows/s, {} rejected",
+            totals.rows,
+            self.rate(totals),
+            totals.rejected
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(read);
+                bar.set_message(summary);
+            }
+            None if self.last_line.elapsed() >= PLAIN_EVERY => {
+                self.last_line = Instant::now();
+                let done = self
+                    .size
+                    .filter(|size| *size > 0)
+                    .map(|size| format!(" ({:.0}%)", read as f64 * 100.0 / size as f64))
+                    .unwrap_or_default();
+                eprintln!("import: {summary}{done}");
+            }
+            None => {}
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_numbers_map_to_distinct_keys() {
+        assert_eq!(digits("+56912345678"), 56_912_345_678);
+        assert_ne!(digits("+14155550100"), digits("+14155550101"));
+        assert_eq!(digits("+999999999999999"), 999_999_999_999_999);
+    }
+}

@@ -1,0 +1,414 @@
+//! The file formats of import and export: CSV (`phoneNumber,countryCode,
+//! lastWhatsappMessageAt,metadata.<key>…`) and JSON Lines (one contact object per line).
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::contact::Model;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Format;
+use crate::contacts::input::ContactInput;
+
+const PHONE: &str = "phoneNumber";
+const COUNTRY: &str = "countryCode";
+const LAST_MESSAGE: &str = "lastWhatsappMessageAt";
+const METADATA_PREFIX: &str = "metadata.";
+
+/// One row of an import file: where it was, what it said, and what it means.
+pub struct Row {
+    /// 1-based line of the file where the row starts.
+    pub line: u64,
+    pub raw: RawRow,
+    /// The contact, or why the row cannot be one.
+    pub input: Result<ContactInput, String>,
+}
+
+/// A row as it was in the file, to write to the rejects file unchanged.
+pub enum RawRow {
+    Csv(csv::StringRecord),
+    Line(String),
+}
+
+/// The rows of an import file, in order.
+pub enum Rows<R: Read> {
+    Csv {
+        reader: csv::Reader<R>,
+        header: csv::StringRecord,
+        columns: Vec<Column>,
+    },
+    Jsonl {
+        lines: std::io::Lines<BufReader<R>>,
+        line: u64,
+    },
+}
+
+/// What a CSV column holds.
+#[derive(Debug, Clone)]
+pub enum Column {
+    Phone,
+    Country,
+    LastMessage,
+    Metadata(String),
+}
+
+impl<R: Read> Rows<R> {
+    /// Reads the header of a CSV file; a header the importer does not understand fails here,
+    /// before anything is written.
+    pub fn open(reader: R, format: Format) -> anyhow::Result<Self> {
+        match format {
+            Format::Jsonl => Ok(Self::Jsonl {
+                lines: BufReader::new(reader).lines(),
+                line: 0,
+            }),
+            Format::Csv => {
+                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+                let header = reader.headers().context("reading the CSV header")?.clone();
+                let columns = header
+                    .iter()
+                    .map(|name| match name.trim() {
+                        PHONE => Ok(Column::Phone),
+                        COUNTRY => Ok(Column::Country),
+                        LAST_MESSAGE => Ok(Column::LastMessage),
+                        other => match other.strip_prefix(METADATA_PREFIX) {
+                            Some(key) if !key.is_empty() => Ok(Column::Metadata(key.to_owned())),
+                            _ => bail!(
+                                "unknown CSV column {other:?}: expected {PHONE}, {COUNTRY}, \
+                                 {LAST_MESSAGE} or {METADATA_PREFIX}<key>"
+                            ),
+                        },
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if !columns.iter().any(|c| matches!(c, Column::Phone)) {
+                    bail!("the CSV header has no {PHONE} column");
+                }
+                Ok(Self::Csv {
+                    reader,
+                    header,
+                    columns,
+                })
+            }
+        }
+    }
+
+    /// The CSV header, for a rejects file.
+    pub fn csv_header(&self) -> Option<&csv::StringRecord> {
+        match self {
+            Self::Csv { header, .. } => Some(header),
+            Self::Jsonl { .. } => None,
+        }
+    }
+}
+
+impl<R: Read> Iterator for Rows<R> {
+    /// A row, or an error that ends the import (the file cannot be read).
+    type Item = anyhow::Result<Row>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Csv {
+                reader, columns, ..
+            } => {
+                let mut record = csv::StringRecord::new();
+                match reader.read_record(&mut record) {
+                    Ok(false) => None,
+                    Ok(true) => {
+                        let line = record.position().map_or(0, |p| p.line());
+                        let input = csv_contact(columns, &record);
+                        Some(Ok(Row {
+                            line,
+                            raw: RawRow::Csv(record),
+                            input,
+                        }))
+                    }
+                    Err(err) => match err.kind() {
+                        // Unreadable bytes in one row: that row is rejected, the rest goes on.
+                        csv::ErrorKind::Utf8 { pos, err } => Some(Ok(Row {
+                            line: pos.as_ref().map_or(0, csv::Position::line),
+                            raw: RawRow::Line(String::new()),
+                            input: Err(format!("not UTF-8: {err}")),
+                        })),
+                        _ => Some(Err(anyhow::Error::new(err).context("reading the CSV file"))),
+                    },
+                }
+            }
+            Self::Jsonl { lines, line } => loop {
+                *line += 1;
+                let text = match lines.next()? {
+                    Ok(text) => text,
+                    Err(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                        return Some(Ok(Row {
+                            line: *line,
+                            raw: RawRow::Line(String::new()),
+                            input: Err("not UTF-8".into()),
+                        }));
+                    }
+                    Err(err) => return Some(Err(anyhow::Error::new(err).context("reading"))),
+                };
+                // Blank lines (a trailing newline, spacing) are not rows.
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let input = json_contact(&text);
+                return Some(Ok(Row {
+                    line: *line,
+                    raw: RawRow::Line(text),
+                    input,
+                }));
+            },
+        }
+    }
+}
+
+fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<ContactInput, String> {
+    if record.len() != columns.len() {
+        return Err(format!(
+            "{} fields where the header has {}",
+            record.len(),
+            columns.len()
+        ));
+    }
+    let mut input = ContactInput::default();
+    let mut metadata = Map::new();
+    let has_metadata = columns.iter().any(|c| matches!(c, Column::Metadata(_)));
+    for (column, cell) in columns.iter().zip(record.iter()) {
+        let cell = cell.trim();
+        match column {
+            Column::Phone => input.phone_number = cell.to_owned(),
+            Column::Country if !cell.is_empty() => input.country_code = Some(cell.to_owned()),
+            Column::LastMessage if !cell.is_empty() => {
+                input.last_whatsapp_message_at = Some(parse_time(cell)?);
+            }
+            // An empty cell is a key the contact does not have.
+            Column::Metadata(key) if !cell.is_empty() => {
+                metadata.insert(key.clone(), Value::String(cell.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    if has_metadata {
+        input.metadata = Some(metadata);
+    }
+    Ok(input)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| format!("{LAST_MESSAGE}: not an RFC 3339 date-time"))
+}
+
+/// A JSON Lines contact; unknown fields are refused, so a misspelt one is not silently lost.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonContact {
+    phone_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_whatsapp_message_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<Map<String, Value>>,
+}
+
+fn json_contact(text: &str) -> Result<ContactInput, String> {
+    let contact: JsonContact =
+        serde_json::from_str(text).map_err(|err| format!("not a contact object: {err}"))?;
+    Ok(ContactInput {
+        phone_number: contact.phone_number,
+        country_code: contact.country_code,
+        last_whatsapp_message_at: contact
+            .last_whatsapp_message_at
+            .as_deref()
+            .map(parse_time)
+            .transpose()?,
+        metadata: contact.metadata,
+    })
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Writes contacts in either format.
+pub enum Writer<W: Write> {
+    Csv {
+        writer: Box<csv::Writer<W>>,
+        keys: Vec<String>,
+    },
+    Jsonl(W),
+}
+
+impl<W: Write> Writer<W> {
+    /// A writer; CSV needs every metadata key up front, for its header.
+    pub fn new(out: W, format: Format, keys: Vec<String>) -> anyhow::Result<Self> {
+        match format {
+            Format::Jsonl => Ok(Self::Jsonl(out)),
+            Format::Csv => {
+                let mut writer = csv::Writer::from_writer(out);
+                let mut header = vec![
+                    PHONE.to_owned(),
+                    COUNTRY.to_owned(),
+                    LAST_MESSAGE.to_owned(),
+                ];
+                header.extend(keys.iter().map(|key| format!("{METADATA_PREFIX}{key}")));
+                writer.write_record(&header)?;
+                Ok(Self::Csv {
+                    writer: Box::new(writer),
+                    keys,
+                })
+            }
+        }
+    }
+
+    pub fn write(&mut self, contact: &Model) -> anyhow::Result<()> {
+        let metadata = contact.metadata.as_object();
+        match self {
+            Self::Csv { writer, keys } => {
+                let mut record = vec![
+                    contact.phone_number.clone(),
+                    contact.country_code.clone().unwrap_or_default(),
+                    contact
+                        .last_whatsapp_message_at
+                        .map(time)
+                        .unwrap_or_default(),
+                ];
+                record.extend(keys.iter().map(|key| {
+                    metadata
+                        .and_then(|m| m.get(key))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                }));
+                writer.write_record(&record)?;
+            }
+            Self::Jsonl(out) => {
+                let line = JsonContact {
+                    phone_number: contact.phone_number.clone(),
+                    country_code: contact.country_code.clone(),
+                    last_whatsapp_message_at: contact.last_whatsapp_message_at.map(time),
+                    metadata: Some(metadata.cloned().unwrap_or_default()),
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Csv { mut writer, .. } => writer.flush()?,
+            Self::Jsonl(mut out) => out.flush()?,
+        }
+        Ok(())
+    }
+}
+
+/// The rejects file: rejected rows as they were, in the input's format.
+pub enum Rejects<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    Jsonl(W),
+}
+
+impl<W: Write> Rejects<W> {
+    pub fn new(out: W, header: Option<&csv::StringRecord>) -> anyhow::Result<Self> {
+        match header {
+            Some(header) => {
+                let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(out);
+                writer.write_record(header)?;
+                Ok(Self::Csv(Box::new(writer)))
+            }
+            None => Ok(Self::Jsonl(out)),
+        }
+    }
+
+    pub fn write(&mut self, raw: &RawRow) -> anyhow::Result<()> {
+        match (self, raw) {
+            (Self::Csv(writer), RawRow::Csv(record)) => writer.write_record(record)?,
+            (Self::Csv(_), RawRow::Line(_)) => {}
+            (Self::Jsonl(out), RawRow::Line(text)) => writeln!(out, "{text}")?,
+            (Self::Jsonl(_), RawRow::Csv(_)) => {}
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Csv(mut writer) => writer.flush()?,
+            Self::Jsonl(mut out) => out.flush()?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str, format: Format) -> Vec<Row> {
+        Rows::open(text.as_bytes(), format)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn csv_rows_keep_their_line_numbers_and_metadata_columns() {
+        let rows = rows(
+            "phoneNumber,countryCode,lastWhatsappMessageAt,metadata.name\n\
+             +56912345678,CL,2026-11-24T12:00:00Z,Ana\n\
+             912345679,CL,,\n\
+             +56912345670,,yesterday,Bo\n\
+             +56912345671,CL\n",
+            Format::Csv,
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        let first = rows[0].input.as_ref().unwrap();
+        assert_eq!(first.metadata.as_ref().unwrap()["name"], "Ana");
+        assert!(first.last_whatsapp_message_at.is_some());
+        let second = rows[1].input.as_ref().unwrap();
+        assert_eq!(second.metadata, Some(Map::new()));
+        assert!(rows[2].input.as_ref().unwrap_err().contains("RFC 3339"));
+        assert!(rows[3].input.as_ref().unwrap_err().contains("2 fields"));
+    }
+
+    #[test]
+    fn csv_headers_must_be_known_and_name_the_phone() {
+        for header in [
+            "phone,countryCode\n",
+            "countryCode\n",
+            "phoneNumber,metadata.\n",
+        ] {
+            assert!(
+                Rows::open(header.as_bytes(), Format::Csv).is_err(),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn jsonl_rows_skip_blank_lines_and_refuse_unknown_fields() {
+        let rows = rows(
+            "{\"phoneNumber\":\"+56912345678\",\"metadata\":{\"a\":\"b\"}}\n\n\
+             {\"phoneNumber\":\"+56912345679\",\"phone\":\"x\"}\n\
+             not json\n",
+            Format::Jsonl,
+        );
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 3, 4]);
+        assert!(rows[0].input.is_ok());
+        assert!(
+            rows[1]
+                .input
+                .as_ref()
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        assert!(rows[2].input.is_err());
+    }
+}
