@@ -1,0 +1,100 @@
+// Drives the server's GraphiQL page in Debian's headless Chromium: it must render, run a query,
+// open the Docs explorer and show the Headers tab, all without contacting any other origin
+// (the page is meant to work offline, from assets embedded in the binary) and without errors.
+// Usage: node graphiql.mjs BASE_URL SCREENSHOT_PATH
+import { chromium } from 'playwright-core';
+
+const [base, shot] = process.argv.slice(2);
+if (!base || !shot) {
+  console.error('usage: node graphiql.mjs BASE_URL SCREENSHOT_PATH');
+  process.exit(2);
+}
+const origin = new URL(base).origin;
+const QUERY = '{ contactStats { total whatsappWindowOpen } }';
+
+// data: and blob: URLs never leave the page (GraphiQL's fonts and icons are data: URLs); a
+// WebSocket is the same origin when only the scheme differs (ws:// for http://).
+function sameOrigin(url) {
+  const u = new URL(url);
+  if (u.protocol === 'data:' || u.protocol === 'blob:') return true;
+  return u.origin.replace(/^ws/, 'http') === origin;
+}
+
+const requests = [];
+const foreign = [];
+const errors = [];
+const record = (url) => {
+  requests.push(url);
+  if (!sameOrigin(url)) foreign.push(url);
+};
+// Called after every step so a stray request or error fails at once, not as a later timeout.
+function assertClean() {
+  if (foreign.length) throw new Error(`requests to another origin than ${origin}:\n  ${foreign.join('\n  ')}`);
+  if (errors.length) throw new Error(`page errors:\n  ${errors.join('\n  ')}`);
+}
+const ok = (msg) => console.log(`ok - ${msg}`);
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  // CI runs as root, where Chromium's sandbox refuses to start; /dev/shm is small in containers.
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // On the context, so workers and popups are recorded too.
+  context.on('request', (req) => record(req.url()));
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('websocket', (ws) => record(ws.url()));
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
+  });
+
+  const response = await page.goto(`${base}/graphql`, { waitUntil: 'load' });
+  if (!response?.ok()) throw new Error(`GET ${base}/graphql answered ${response?.status()}`);
+  assertClean();
+  ok(`page loaded: ${await page.title()}`);
+
+  await page.waitForSelector('.graphiql-container .graphiql-query-editor .CodeMirror');
+  assertClean();
+  ok('GraphiQL rendered');
+
+  await page.evaluate((q) => {
+    document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q);
+  }, QUERY);
+  await page.click('.graphiql-execute-button');
+  // Read CodeMirror's value rather than the DOM, which only holds the lines in view.
+  const result = await page
+    .waitForFunction(() => {
+      const cm = document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror;
+      const text = cm ? cm.getValue() : (document.querySelector('.result-window')?.textContent ?? '');
+      return text.includes('"contactStats"') && text.includes('"total"') && text;
+    }, null, { timeout: 20_000 })
+    .then((handle) => handle.jsonValue())
+    .catch(async (err) => {
+      assertClean();
+      throw new Error(`no contactStats result within 20 s: ${err.message}`);
+    });
+  assertClean();
+  ok(`query executed: ${JSON.stringify(JSON.parse(result).data)}`);
+
+  await page.click('[aria-label="Show Documentation Explorer"]');
+  await page.locator('.graphiql-doc-explorer').getByText(/Root Types|Query/).first().waitFor();
+  assertClean();
+  ok('Docs explorer opens');
+
+  await page.getByText('Headers', { exact: true }).waitFor();
+  assertClean();
+  ok('Headers tab exists');
+
+  await page.screenshot({ path: shot, fullPage: true });
+  assertClean();
+  ok(`${requests.length} requests, all to ${origin}; no page or console errors`);
+  ok(`screenshot saved to ${shot}`);
+} catch (err) {
+  console.error(`FAIL - ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
