@@ -51,14 +51,24 @@ try {
     if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
   });
 
-  const response = await page.goto(`${base}/graphql`, { waitUntil: 'load' });
-  if (!response?.ok()) throw new Error(`GET ${base}/graphql answered ${response?.status()}`);
+  // From the root, as a person types it: `/` redirects to `/graphql`.
+  const response = await page.goto(`${base}/`, { waitUntil: 'load' });
+  if (!response?.ok()) throw new Error(`GET ${base}/ answered ${response?.status()}`);
+  if (new URL(page.url()).pathname !== '/graphql') throw new Error(`/ led to ${page.url()}`);
   assertClean();
   ok(`page loaded: ${await page.title()}`);
 
   await page.waitForSelector('.graphiql-container .graphiql-query-editor .CodeMirror');
   assertClean();
   ok('GraphiQL rendered');
+
+  const examples = await page.evaluate(
+    () => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue(),
+  );
+  for (const operation of ['query OpenWindows', 'mutation CreateContact', 'mutation RecordInbound']) {
+    if (!examples.includes(operation)) throw new Error(`the default tab lacks ${operation}`);
+  }
+  ok('default tab holds the example operations');
 
   await page.evaluate((q) => {
     document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q);
