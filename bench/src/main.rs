@@ -1,0 +1,140 @@
+//! `bench`: the real server against a plain axum handler running the same SQL
+//! (`bench-baseline`), on SQLite and on PostgreSQL. Seeds through `contacts-server import`,
+//! then, per operation, a warm-up and a fixed-duration, fixed-concurrency load against each
+//! server in turn; prints req/s, p50, p99, server CPU time per request and peak RSS, with
+//! the GraphQL server's ratio to the baseline. Every response is checked for errors, and row
+//! counts after write loads.
+//!
+//!   scripts/bench                      # 100,000 rows, both backends
+//!   scripts/bench --rows 1000000 --runs 3
+
+mod load;
+mod report;
+mod seed;
+mod server;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use crate::{
+    load::{Op, Target},
+    report::{Measured, Table},
+    server::Server,
+};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load benchmark: contacts-server against a plain handler on the same SQL")]
+pub struct Args {
+    /// Contacts seeded before the loads.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Seconds each load is measured.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measure every load this many times; the table shows medians.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Backends to run, among sqlite and postgres.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+    /// PostgreSQL server to use (a fresh schema is made and dropped); scripts/bench starts a
+    /// throwaway one and passes it as TEST_DATABASE_URL.
+    #[arg(long, env = "TEST_DATABASE_URL")]
+    postgres_url: Option<String>,
+    /// Only these operations (lookup, open-windows, page-1, page-2000, stats, create, mix).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(PathBuf::from)
+        .context("locating the binaries")?;
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| args.only.is_empty() || args.only.iter().any(|name| name == op.name()))
+        .collect();
+    let mut table = Table::default();
+    for backend in &args.backends {
+        let work = tempfile::tempdir()?;
+        let url = match backend.as_str() {
+            "sqlite" => format!(
+                "sqlite://{}?mode=rwc",
+                work.path().join("bench.db").display()
+            ),
+            "postgres" => {
+                let server = args.postgres_url.as_deref().context(
+                    "postgres needs TEST_DATABASE_URL or --postgres-url (scripts/bench starts one)",
+                )?;
+                seed::fresh_postgres_schema(server).await?
+            }
+            other => bail!("unknown backend {other}; use sqlite or postgres"),
+        };
+        eprintln!(
+            "== {backend}: seeding {} contacts through import",
+            args.rows
+        );
+        let csv = work.path().join("seed.csv");
+        let plan = seed::write_csv(&csv, args.rows)?;
+        let import = seed::import(&bin_dir, &url, &csv).await?;
+        table.import(backend, args.rows, import);
+        // Both servers up at once, loaded one at a time, operation by operation: each
+        // operation meets the same data on both (the write loads come last).
+        let mut servers = Vec::new();
+        for target in [Target::Graphql, Target::Baseline] {
+            let server = Server::start(&bin_dir, target, &url).await?;
+            let context = load::Context::prepare(&server, &plan, backend, target).await?;
+            servers.push((server, context));
+        }
+        let mut measured: Vec<Measured> = Vec::new();
+        for op in &ops {
+            for (server, context) in &servers {
+                let mut runs = Vec::new();
+                for run in 0..args.runs {
+                    eprintln!(
+                        "   {backend} {} {} run {}",
+                        server.target.name(),
+                        op.name(),
+                        run + 1
+                    );
+                    let result = load::run(
+                        server,
+                        context,
+                        *op,
+                        args.concurrency,
+                        Duration::from_secs(args.warmup),
+                        Duration::from_secs(args.seconds),
+                    )
+                    .await?;
+                    runs.push(result);
+                }
+                measured.push(Measured::median(backend, server.target, *op, runs));
+            }
+        }
+        for (server, _) in servers {
+            table.peak_rss(backend, server.target, server.peak_rss_kib()?);
+            server.stop().await;
+        }
+        table.add(measured);
+        if backend == "postgres" {
+            seed::drop_postgres_schema(args.postgres_url.as_deref().unwrap_or_default(), &url)
+                .await?;
+        }
+    }
+    table.print(&args);
+    if table.errors() > 0 {
+        bail!("{} responses had errors", table.errors());
+    }
+    Ok(())
+}
