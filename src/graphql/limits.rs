@@ -238,9 +238,15 @@ impl Extension for Checker {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        check_tokens(query, self.0.max_tokens)?;
+        // Over HTTP the document cache has checked it already.
+        let checked = ctx.data_opt::<super::documents::LimitsChecked>().is_some();
+        if !checked {
+            check_tokens(query, self.0.max_tokens)?;
+        }
         let doc = next.run(ctx, query, variables).await?;
-        check_document(&doc, &self.0)?;
+        if !checked {
+            check_document(&doc, &self.0)?;
+        }
         Ok(doc)
     }
 }

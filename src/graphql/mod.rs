@@ -3,6 +3,7 @@
 pub mod codes;
 mod connection;
 mod contact;
+pub mod documents;
 mod inputs;
 pub mod limits;
 mod mutation;

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     auth::{Principal, Scope},
-    graphql::{RequestNow, codes, limits},
+    graphql::{RequestNow, codes, documents::LimitsChecked},
     logging,
     metrics::{OperationType, Outcome},
 };
@@ -255,20 +255,16 @@ async fn execute(
     principal: Principal,
     started: Instant,
 ) -> Response {
-    // Refused before parsing, so an oversized document costs little.
-    if let Err(err) = limits::check_tokens(&request.query, state.limits.max_tokens) {
-        let response = GqlResponse::from_errors(vec![err]);
-        return finish(state, response, format, OperationType::Unknown, started);
-    }
     let name = request.operation_name.clone();
-    let operation = match request.parsed_query() {
-        Ok(doc) => operation_type(doc, name.as_deref()),
+    let doc = match state.documents.parse(&request.query) {
+        Ok(doc) => doc,
         Err(err) => {
-            let response =
-                GqlResponse::from_errors(vec![codes::with_code(err, codes::PARSE_FAILED)]);
+            let response = GqlResponse::from_errors(vec![err]);
             return finish(state, response, format, OperationType::Unknown, started);
         }
     };
+    let operation = operation_type(&doc, name.as_deref());
+    request.set_parsed_query(doc);
     let span = tracing::Span::current();
     span.record("kind", operation.label());
     if let Ok(doc) = request.parsed_query() {
@@ -306,7 +302,8 @@ async fn execute(
     }
     let request = request
         .data(RequestNow(state.service.now()))
-        .data(principal);
+        .data(principal)
+        .data(LimitsChecked);
     let response = state.schema.execute(request).await;
     finish(state, response, format, operation, started)
 }
@@ -341,23 +338,23 @@ fn finish(
     };
     state.metrics.observe(op, outcome, started.elapsed());
     tracing::Span::current().record("outcome", outcome.label());
-    let mut body = match serde_json::to_value(&response) {
-        Ok(body) => body,
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format,
-                "INTERNAL_SERVER_ERROR",
-                "internal server error",
-            );
-        }
-    };
-    if request_error {
+    // Straight to bytes: the response is serialised once.
+    let body = if request_error {
         // A request error means nothing ran: the spec says no `data` entry at all.
-        if let Some(object) = body.as_object_mut() {
-            object.remove("data");
-        }
-    }
+        serde_json::to_vec(&RequestErrors {
+            errors: &response.errors,
+        })
+    } else {
+        serde_json::to_vec(&response)
+    };
+    let Ok(body) = body else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format,
+            "INTERNAL_SERVER_ERROR",
+            "internal server error",
+        );
+    };
     let unavailable = has_code(&response, "SERVICE_UNAVAILABLE");
     let status = if unavailable {
         // An outage, not the request: load balancers and clients may retry elsewhere.
@@ -367,7 +364,7 @@ fn finish(
     } else {
         StatusCode::OK
     };
-    let mut http = (status, body.to_string()).into_response();
+    let mut http = (status, body).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());
     if unavailable {
@@ -375,6 +372,12 @@ fn finish(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     http
+}
+
+/// The body of a request error: `errors` only.
+#[derive(serde::Serialize)]
+struct RequestErrors<'a> {
+    errors: &'a [ServerError],
 }
 
 fn has_code(response: &GqlResponse, code: &str) -> bool {

@@ -26,7 +26,7 @@ use self::rate_limit::RateLimit;
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
-    graphql::{AppSchema, Limits, build_schema},
+    graphql::{AppSchema, Limits, build_schema, documents::DocumentCache},
     metrics::Metrics,
 };
 
@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
+    /// Parsed, limit-checked documents by query text.
+    pub documents: DocumentCache,
     pub rate_limit: Arc<RateLimit>,
     /// Browser origins allowed to call the API; empty: no CORS headers at all.
     pub cors_origins: Vec<HeaderValue>,
@@ -50,6 +52,7 @@ impl AppState {
     pub fn new(service: ContactService, limits: Limits) -> Self {
         Self {
             schema: build_schema(service.clone(), &limits),
+            documents: DocumentCache::new(limits),
             limits,
             rate_limit: Arc::new(RateLimit::new(0, 0)),
             cors_origins: Vec::new(),
