@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use contacts_server::cli::{self, Cli};
 
+/// A GraphQL response is many small allocations; mimalloc serves them faster than glibc's
+/// malloc (the benchmark showed it: see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -26,6 +26,10 @@ use entity::contact::Model;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// The same allocator as contacts-server, so the ratio measures GraphQL, not malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Answer = Result<Json<Value>, (StatusCode, String)>;
 
 #[derive(Deserialize)]
