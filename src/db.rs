@@ -87,6 +87,19 @@ impl Db {
         migrated
     }
 
+    /// SQLite: a large page cache on the write connection for the command-line tools, whose
+    /// imports write the unique phone index at random places (the server keeps SQLite's
+    /// small default, and its memory). PostgreSQL manages its own buffers.
+    pub async fn prepare_for_bulk_writes(&self) -> anyhow::Result<()> {
+        if self.backend() == DbBackend::Sqlite {
+            self.write
+                .execute_unprepared("PRAGMA cache_size = -262144")
+                .await
+                .context("enlarging the SQLite page cache")?;
+        }
+        Ok(())
+    }
+
     /// Every migration the binary knows, with whether it is applied here.
     pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
         let migrations = Migrator::get_migration_with_status(&self.write)

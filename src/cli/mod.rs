@@ -242,6 +242,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 async fn service(database: &DatabaseArgs) -> anyhow::Result<ContactService> {
     let db = Db::connect(&database.options()).await?;
     db.migrate().await?;
+    db.prepare_for_bulk_writes().await?;
     let events = events::announcer(&db)
         .await
         .context("preparing change notifications")?;
