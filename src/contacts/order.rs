@@ -161,13 +161,20 @@ pub fn seek(
             let tie = Condition::all()
                 .add(column().eq(value.to_expr()))
                 .add(id_beyond);
-            let mut cond = Condition::any()
+            let cond = Condition::any()
                 .add(beyond(column(), value.to_expr()))
                 .add(tie);
             if after && field.nullable() {
-                cond = cond.add(column().is_null());
+                return cond.add(column().is_null());
             }
-            cond
+            // The same rows, with a bound the planner can seek the (field, id) index to:
+            // without it SQLite reads the index from its start and filters, so page N costs N.
+            let bound = if greater {
+                column().gte(value.to_expr())
+            } else {
+                column().lte(value.to_expr())
+            };
+            Condition::all().add(bound).add(cond)
         }
     }
 }

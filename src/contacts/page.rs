@@ -144,18 +144,19 @@ impl PageSpec {
         cond
     }
 
-    /// Rows on the far side of the cursor the page starts from (that row included), whose
-    /// existence makes `hasPreviousPage` (or `hasNextPage` when reading backwards) true.
-    pub fn behind_start(&self) -> Option<Condition> {
+    /// Rows on the far side of the cursor the page starts from, and the cursor's own row:
+    /// if either exists, `hasPreviousPage` (or `hasNextPage` when reading backwards) is true.
+    /// Two conditions, probed one after the other: joined with OR, SQLite would gather every
+    /// row behind the cursor before stopping at the first.
+    pub fn behind_start(&self) -> Option<[Condition; 2]> {
         let (cursor, after) = match self.reading {
             Reading::Forward => (self.after.as_ref()?, false),
             Reading::Backward => (self.before.as_ref()?, true),
         };
-        Some(
-            Condition::any()
-                .add(self.beyond(cursor, after))
-                .add(Column::Id.eq(cursor.id)),
-        )
+        Some([
+            self.beyond(cursor, after),
+            Condition::all().add(Column::Id.eq(cursor.id)),
+        ])
     }
 }
 

@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::contact::{Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    sea_query::{Expr, Func},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
+    sea_query::{Expr, Query, QueryStatementBuilder},
 };
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use super::{
     page::{Page, PageSpec, Reading},
     phone::{self, PhoneFields},
     service::ContactService,
-    sql, window,
+    window,
 };
 use crate::error::AppResult;
 
@@ -67,7 +68,10 @@ impl ContactService {
         let has_more = rows.len() as u64 > spec.limit;
         rows.truncate(usize::try_from(spec.limit).unwrap_or(usize::MAX));
         let has_behind = match spec.behind_start() {
-            Some(behind) => self.exists(base.add(behind)).await?,
+            Some([beyond, at_cursor]) => {
+                self.exists(base.clone().add(beyond)).await?
+                    || self.exists(base.add(at_cursor)).await?
+            }
             None => false,
         };
         if spec.is_backward() {
@@ -104,27 +108,48 @@ impl ContactService {
         Ok(Entity::find().filter(cond).count(&self.db.read).await?)
     }
 
-    /// Totals in one statement, so both numbers come from one snapshot.
+    /// Totals in one statement, so both numbers come from one snapshot; each is its own
+    /// `COUNT(*)` subquery, so each can be answered from an index (the open windows from
+    /// the last-message index) instead of one scan of the table.
     pub async fn stats(
         &self,
         filter: &ContactFilter,
         now: DateTime<Utc>,
     ) -> AppResult<ContactStats> {
-        let cond = filter.condition(self.db.backend(), now);
-        let open = sql::custom(
-            self.db.backend(),
-            "COALESCE(SUM(CASE WHEN last_whatsapp_message_at > ? THEN 1 ELSE 0 END), 0)",
-            [window::opened_after(now)],
-        );
-        let (total, whatsapp_window_open) = Entity::find()
-            .select_only()
-            .column_as(Expr::from(Func::count(Expr::col(Column::Id))), "total")
-            .column_as(open, "open")
-            .filter(cond)
-            .into_tuple::<(i64, i64)>()
-            .one(&self.db.read)
-            .await?
-            .unwrap_or_default();
+        let backend = self.db.backend();
+        let cond = filter.condition(backend, now);
+        let count = |cond: Condition| {
+            Entity::find()
+                .select_only()
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .filter(cond)
+                .into_query()
+        };
+        let open = cond
+            .clone()
+            .add(Column::LastWhatsappMessageAt.gt(window::opened_after(now)));
+        let statement = Query::select()
+            .expr_as(
+                Expr::SubQuery(None, Box::new(count(cond).into_sub_query_statement())),
+                "total",
+            )
+            .expr_as(
+                Expr::SubQuery(None, Box::new(count(open).into_sub_query_statement())),
+                "open",
+            )
+            .to_owned();
+        let row = self
+            .db
+            .read
+            .query_one_raw(backend.build(&statement))
+            .await?;
+        let (total, whatsapp_window_open) = match row {
+            Some(row) => (
+                row.try_get::<i64>("", "total")?,
+                row.try_get::<i64>("", "open")?,
+            ),
+            None => (0, 0),
+        };
         Ok(ContactStats {
             total,
             whatsapp_window_open,
