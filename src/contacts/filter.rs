@@ -70,6 +70,14 @@ impl ContactFilter {
         })
     }
 
+    /// True when no contact without a last message can match: ordering by that column
+    /// then needs no nulls-last term, and SQLite can walk its index instead of sorting.
+    pub fn excludes_never_messaged(&self) -> bool {
+        self.whatsapp_window_open == Some(true)
+            || self.last_message_after.is_some()
+            || self.last_message_before.is_some()
+    }
+
     /// The WHERE condition, with the window evaluated at `now`.
     pub fn condition(&self, backend: DbBackend, now: DateTime<Utc>) -> Condition {
         let last = || Expr::col(Column::LastWhatsappMessageAt);

@@ -120,10 +120,11 @@ pub fn apply_order(
     field: OrderField,
     direction: Direction,
     backward: bool,
+    nulls_possible: bool,
 ) -> Select<entity::contact::Entity> {
     let column = Expr::col(field.column());
     let mut select = select;
-    if field.nullable() {
+    if field.nullable() && nulls_possible {
         let nulls = if backward { Order::Desc } else { Order::Asc };
         select = select.order_by(column.clone().is_null(), nulls);
     }

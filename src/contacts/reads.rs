@@ -63,6 +63,7 @@ impl ContactService {
             spec.order.field,
             spec.walk_direction(),
             spec.is_backward(),
+            !filter.excludes_never_messaged(),
         );
         let mut rows = query.limit(spec.limit + 1).all(&self.db.read).await?;
         let has_more = rows.len() as u64 > spec.limit;
