@@ -70,9 +70,22 @@ try {
   }
   ok('default tab holds the example operations');
 
-  await page.evaluate((q) => {
-    document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q);
-  }, QUERY);
+  // GraphiQL may still be restoring its tabs: set the query until it stays put (three polls
+  // in a row), so the click runs this query and not the example document.
+  await page.waitForFunction(
+    (q) => {
+      const cm = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
+      if (cm.getValue() !== q) {
+        cm.setValue(q);
+        window.__queryStable = 0;
+        return false;
+      }
+      window.__queryStable = (window.__queryStable || 0) + 1;
+      return window.__queryStable >= 3;
+    },
+    QUERY,
+    { polling: 200 },
+  );
   await page.click('.graphiql-execute-button');
   // Read CodeMirror's value rather than the DOM, which only holds the lines in view.
   const result = await page
@@ -84,7 +97,11 @@ try {
     .then((handle) => handle.jsonValue())
     .catch(async (err) => {
       assertClean();
-      throw new Error(`no contactStats result within 20 s: ${err.message}`);
+      const state = await page.evaluate(() => ({
+        query: document.querySelector('.graphiql-query-editor .CodeMirror')?.CodeMirror?.getValue(),
+        response: document.querySelector('.graphiql-response')?.textContent?.slice(0, 300),
+      }));
+      throw new Error(`no contactStats result within 20 s (${err.message}); editor and response: ${JSON.stringify(state)}`);
     });
   assertClean();
   ok(`query executed: ${JSON.stringify(JSON.parse(result).data)}`);
