@@ -93,6 +93,17 @@ impl AppError {
             Self::Internal(_) => "internal server error".to_owned(),
         }
     }
+
+    /// The public message with the input path in front (`phoneNumber: …`), for reports
+    /// that have no `extensions.field` to carry it: import failures, the command line.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Validation { field, message } if !field.is_empty() => {
+                format!("{field}: {message}")
+            }
+            other => other.public_message(),
+        }
+    }
 }
 
 impl From<DbErr> for AppError {

@@ -9,14 +9,11 @@ use std::{
 use anyhow::{Context, anyhow};
 use serde_json::{Map, Value};
 
-use super::{ExportArgs, Format, records::Writer};
-use crate::{
-    contacts::{
-        ContactService,
-        bulk::BATCH_ROWS,
-        filter::{ContactFilter, FilterInput},
-    },
-    error::AppError,
+use super::{ExportArgs, Format, domain_error, records::Writer};
+use crate::contacts::{
+    ContactService,
+    bulk::BATCH_ROWS,
+    filter::{ContactFilter, FilterInput},
 };
 
 pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<()> {
@@ -24,10 +21,7 @@ pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<
         .format
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Csv);
-    let filter = ContactFilter::parse(filter_input(args)?, "filter").map_err(|err| match err {
-        AppError::Validation { field, message } => anyhow!("{field}: {message}"),
-        other => anyhow!(other.public_message()),
-    })?;
+    let filter = ContactFilter::parse(filter_input(args)?, "filter").map_err(domain_error)?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => {
             Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
@@ -37,10 +31,7 @@ pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<
     // One instant for the whole export, so the window filter means one thing throughout.
     let now = service.now();
     let keys = match format {
-        Format::Csv => service
-            .metadata_keys()
-            .await
-            .map_err(|e| anyhow!(e.public_message()))?,
+        Format::Csv => service.metadata_keys().await.map_err(domain_error)?,
         Format::Jsonl => Vec::new(),
     };
     let mut writer = Writer::new(BufWriter::new(out), format, keys)?;
@@ -50,7 +41,7 @@ pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<
         let chunk = service
             .export_chunk(&filter, now, after, BATCH_ROWS as u64)
             .await
-            .map_err(|e| anyhow!(e.public_message()))?;
+            .map_err(domain_error)?;
         let Some(last) = chunk.last() else { break };
         after = Some(last.id);
         for contact in &chunk {

@@ -3,7 +3,7 @@
 //! transaction with multi-row statements.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, hash_map::Entry},
     fs::File,
     io::{self, BufWriter, IsTerminal, Read},
     path::Path,
@@ -82,12 +82,12 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
             .and_then(|input| NewContact::parse(input, "", now).map_err(describe));
         let rejection = match contact {
             Err(reason) => Some(reason),
-            Ok(contact) => match seen.insert(digits(&contact.phone.e164), row.line) {
-                Some(first) => {
-                    seen.insert(digits(&contact.phone.e164), first);
-                    Some(format!("the same phone number as line {first}"))
+            Ok(contact) => match seen.entry(digits(&contact.phone.e164)) {
+                Entry::Occupied(first) => {
+                    Some(format!("the same phone number as line {}", first.get()))
                 }
-                None => {
+                Entry::Vacant(slot) => {
+                    slot.insert(row.line);
                     batch.push(contact);
                     None
                 }
@@ -162,11 +162,11 @@ fn digits(e164: &str) -> u64 {
     e164.trim_start_matches('+').parse().unwrap_or(u64::MAX)
 }
 
+/// Why a row or a batch failed; a database outage also says its code.
 fn describe(err: AppError) -> String {
     match err {
-        AppError::Validation { field, message } if field.is_empty() => message,
-        AppError::Validation { field, message } => format!("{field}: {message}"),
-        other => format!("{} ({})", other.public_message(), other.code()),
+        AppError::Validation { .. } => err.describe(),
+        other => format!("{} ({})", other.describe(), other.code()),
     }
 }
 

@@ -238,6 +238,11 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A domain error as a command-line error.
+fn domain_error(err: crate::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!(err.describe())
+}
+
 /// The domain service on a migrated database, announcing changes to running servers.
 async fn service(database: &DatabaseArgs) -> anyhow::Result<ContactService> {
     let db = Db::connect(&database.options()).await?;

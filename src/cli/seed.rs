@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
-use super::SeedArgs;
+use super::{SeedArgs, domain_error};
 use crate::contacts::{
     ContactService,
     bulk::{BATCH_ROWS, BatchReport},
@@ -61,24 +61,14 @@ pub async fn run(service: &ContactService, args: &SeedArgs) -> anyhow::Result<()
         let (input, window) = demo_contact(index, args.seed, now, &mut rng);
         *windows.entry(window).or_default() += 1;
         let contact = NewContact::parse(input, "", now)
-            .map_err(|err| anyhow!("demo contact {index}: {}", err.public_message()))?;
+            .map_err(|err| anyhow!("demo contact {index}: {}", err.describe()))?;
         batch.push(contact);
         if batch.len() == BATCH_ROWS {
-            totals.add(
-                service
-                    .upsert_batch(&batch)
-                    .await
-                    .map_err(|e| anyhow!(e.public_message()))?,
-            );
+            totals.add(service.upsert_batch(&batch).await.map_err(domain_error)?);
             batch.clear();
         }
     }
-    totals.add(
-        service
-            .upsert_batch(&batch)
-            .await
-            .map_err(|e| anyhow!(e.public_message()))?,
-    );
+    totals.add(service.upsert_batch(&batch).await.map_err(domain_error)?);
     let windows: Vec<String> = windows.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
         "seeded {} demo contacts (created {}, updated {}, unchanged {}); windows: {}",

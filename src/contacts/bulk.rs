@@ -15,6 +15,7 @@ use super::{
     filter::ContactFilter,
     input::NewContact,
     service::{ContactService, change},
+    writes::contact_row,
 };
 use crate::{error::AppResult, events::ChangeKind};
 
@@ -62,7 +63,7 @@ impl ContactService {
         let mut changes = Vec::with_capacity(contacts.len());
         for contact in contacts {
             let Some(current) = stored.get(&contact.phone.e164) else {
-                let row = new_row(contact, Uuid::now_v7(), now, now);
+                let row = contact_row(contact, Uuid::now_v7(), now, now);
                 changes.push(change(ChangeKind::Created, row.id, now));
                 rows.push(row.into_active_model().reset_all());
                 report.created += 1;
@@ -76,7 +77,7 @@ impl ContactService {
                 last_whatsapp_message_at: contact
                     .last_whatsapp_message_at
                     .or(current.last_whatsapp_message_at),
-                ..new_row(contact, current.id, current.created_at, current.updated_at)
+                ..contact_row(contact, current.id, current.created_at, current.updated_at)
             };
             if &wanted == current {
                 report.unchanged += 1;
@@ -151,22 +152,5 @@ impl ContactService {
             .limit(limit)
             .all(&self.db().read)
             .await?)
-    }
-}
-
-fn new_row(
-    contact: &NewContact,
-    id: Uuid,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-) -> Model {
-    Model {
-        id,
-        phone_number: contact.phone.e164.clone(),
-        country_code: contact.phone.country_code.clone(),
-        last_whatsapp_message_at: contact.last_whatsapp_message_at,
-        metadata: contact.metadata.clone().unwrap_or_default().to_json(),
-        created_at,
-        updated_at,
     }
 }

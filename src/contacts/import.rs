@@ -67,14 +67,9 @@ impl ContactService {
 }
 
 fn failure(index: usize, err: AppError) -> ImportFailure {
-    let code = err.code();
-    let message = match err {
-        AppError::Validation { field, message } => format!("{field}: {message}"),
-        other => other.public_message(),
-    };
     ImportFailure {
         index,
-        code,
-        message,
+        code: err.code(),
+        message: err.describe(),
     }
 }

@@ -6,7 +6,7 @@ use entity::contact::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -35,16 +35,29 @@ const UPDATED_IF_LATER: &str = "CASE WHEN contacts.last_whatsapp_message_at IS N
      OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
      THEN excluded.updated_at ELSE contacts.updated_at END";
 
-fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
-    ActiveModel {
-        id: Set(Uuid::now_v7()),
-        phone_number: Set(contact.phone.e164.clone()),
-        country_code: Set(contact.phone.country_code.clone()),
-        last_whatsapp_message_at: Set(contact.last_whatsapp_message_at),
-        metadata: Set(contact.metadata.clone().unwrap_or_default().to_json()),
-        created_at: Set(now),
-        updated_at: Set(now),
+/// The row `contact` makes, with the given identity and timestamps.
+pub(super) fn contact_row(
+    contact: &NewContact,
+    id: Uuid,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+) -> Model {
+    Model {
+        id,
+        phone_number: contact.phone.e164.clone(),
+        country_code: contact.phone.country_code.clone(),
+        last_whatsapp_message_at: contact.last_whatsapp_message_at,
+        metadata: contact.metadata.clone().unwrap_or_default().to_json(),
+        created_at,
+        updated_at,
     }
+}
+
+/// A new contact's row, every column set, ready to insert.
+fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
+    contact_row(contact, Uuid::now_v7(), now, now)
+        .into_active_model()
+        .reset_all()
 }
 
 impl ContactService {

@@ -191,20 +191,28 @@ fn not_acceptable() -> Response {
     )
 }
 
-/// The operation that will run, as far as the document tells before validation.
-fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> OperationType {
-    let operation = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        (DocumentOperations::Multiple(_), None) => None,
+/// The operation that will run, as far as the document tells before validation: its name
+/// (as given, or the only one the document has) and its type.
+fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    given: Option<&'a str>,
+) -> (Option<&'a str>, OperationType) {
+    let (name, operation) = match (&doc.operations, given) {
+        (DocumentOperations::Single(op), _) => (given, Some(op)),
+        (DocumentOperations::Multiple(ops), Some(name)) => (Some(name), ops.get(name)),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .iter()
+            .next()
+            .map_or((None, None), |(name, op)| (Some(name.as_str()), Some(op))),
+        (DocumentOperations::Multiple(_), None) => (None, None),
     };
-    match operation.map(|op| op.node.ty) {
+    let kind = match operation.map(|op| op.node.ty) {
         Some(DocOperationType::Query) => OperationType::Query,
         Some(DocOperationType::Mutation) => OperationType::Mutation,
         Some(DocOperationType::Subscription) => OperationType::Subscription,
         None => OperationType::Unknown,
-    }
+    };
+    (name, kind)
 }
 
 /// Runs one operation inside its own span: its name, type and outcome end up on every log
@@ -236,17 +244,6 @@ async fn run(
     response
 }
 
-/// The operation's name as the client gave it or the document has it.
-fn operation_name<'a>(doc: &'a ExecutableDocument, given: Option<&'a str>) -> Option<&'a str> {
-    match (&doc.operations, given) {
-        (_, Some(name)) => Some(name),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.keys().next().map(|name| name.as_str())
-        }
-        _ => None,
-    }
-}
-
 async fn execute(
     state: &AppState,
     mut request: Request,
@@ -263,17 +260,12 @@ async fn execute(
             return finish(state, response, format, OperationType::Unknown, started);
         }
     };
-    let operation = operation_type(&doc, name.as_deref());
-    request.set_parsed_query(doc);
+    let (operation_name, operation) = selected_operation(&doc, name.as_deref());
     let span = tracing::Span::current();
     span.record("kind", operation.label());
-    if let Ok(doc) = request.parsed_query() {
-        let logged_name = operation_name(doc, name.as_deref()).map_or_else(
-            || "anonymous".to_owned(),
-            |name| logging::mask(name).into_owned(),
-        );
-        span.record("operation_name", logged_name);
-    }
+    let logged_name = operation_name.map_or("anonymous".into(), logging::mask);
+    span.record("operation_name", logged_name.as_ref());
+    request.set_parsed_query(doc);
     if operation == OperationType::Mutation && principal.scope < Scope::Write {
         span.record("outcome", "forbidden");
         return credentials::forbidden(format);

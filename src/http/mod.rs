@@ -40,7 +40,6 @@ pub struct AppState {
     pub service: ContactService,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
-    pub limits: Limits,
     /// Parsed, limit-checked documents by query text.
     pub documents: DocumentCache,
     pub rate_limit: Arc<RateLimit>,
@@ -53,7 +52,6 @@ impl AppState {
         Self {
             schema: build_schema(service.clone(), &limits),
             documents: DocumentCache::new(limits),
-            limits,
             rate_limit: Arc::new(RateLimit::new(0, 0)),
             cors_origins: Vec::new(),
             service,
