@@ -30,6 +30,26 @@ impl Scope {
 pub struct Principal {
     pub id: String,
     pub scope: Scope,
+    /// When the credential stops being valid (a JWT's `exp`); API keys do not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    /// Id of everyone, when the server has no credentials configured.
+    pub const ANONYMOUS: &str = "anonymous";
+
+    /// Everyone, when the server has no credentials configured (loopback only by default).
+    pub fn anonymous() -> Self {
+        Self {
+            id: Self::ANONYMOUS.to_owned(),
+            scope: Scope::Write,
+            expires_at: None,
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.id == Self::ANONYMOUS
+    }
 }
 
 /// Why credentials were refused. Deliberately vague towards the client.
@@ -104,6 +124,7 @@ impl Authenticator {
                 found = Some(Principal {
                     id: key.id.clone(),
                     scope: key.scope,
+                    expires_at: None,
                 });
             }
         }
@@ -139,6 +160,7 @@ impl Authenticator {
         Ok(Principal {
             id: format!("jwt:{subject}"),
             scope,
+            expires_at: DateTime::from_timestamp(exp + LEEWAY_SECS, 0),
         })
     }
 }
@@ -300,7 +322,8 @@ mod tests {
             auth.authenticate(&token(good.clone()), now).unwrap(),
             Principal {
                 id: "jwt:ana".into(),
-                scope: Scope::Write
+                scope: Scope::Write,
+                expires_at: DateTime::from_timestamp(at + 600 + LEEWAY_SECS, 0),
             }
         );
         let cases = [

@@ -4,6 +4,9 @@ use std::{net::IpAddr, time::Duration};
 
 use clap::{Args, Parser};
 
+// Logging owns its settings, so that `logging` (and `error`, which logs) need nothing from here.
+pub use crate::logging::LogArgs;
+
 use anyhow::Context;
 
 use crate::{
@@ -176,24 +179,6 @@ impl DatabaseArgs {
             statement_timeout: Duration::from_secs(self.statement_timeout_secs),
         }
     }
-}
-
-/// Logging; shared by every subcommand.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log filter, in `tracing` syntax (e.g. `info`, `contacts_server=debug`).
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
-    pub filter: String,
-
-    /// Log format: `json` lines for log pipelines, `text` for people, `auto`: text on a
-    /// terminal, JSON otherwise.
-    #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
-    pub format: String,
-
-    /// Log to standard error (the tools, whose standard output is data) instead of
-    /// standard output.
-    #[arg(skip)]
-    pub to_stderr: bool,
 }
 
 impl Config {

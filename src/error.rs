@@ -1,7 +1,128 @@
-//! `AppError`: every failure a request can meet, each with a stable GraphQL `extensions.code`.
+//! `AppError`: every failure a request can meet, and [`ErrorCode`]: the stable
+//! `extensions.code` of every error the API reports, with the HTTP status it means.
 
 use async_graphql::ErrorExtensions;
+use axum::http::StatusCode;
 use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
+
+/// Every `extensions.code` the API reports. One list, so a code and its HTTP status can never
+/// drift apart between the transport and the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    NotFound,
+    Conflict,
+    Unauthenticated,
+    Forbidden,
+    RateLimited,
+    SubscriberLagged,
+    ServiceUnavailable,
+    InternalServerError,
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    BadRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    MisdirectedRequest,
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ErrorCode {
+    const ALL: [Self; 17] = [
+        Self::BadUserInput,
+        Self::NotFound,
+        Self::Conflict,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::SubscriberLagged,
+        Self::ServiceUnavailable,
+        Self::InternalServerError,
+        Self::GraphqlParseFailed,
+        Self::GraphqlValidationFailed,
+        Self::BadRequest,
+        Self::MethodNotAllowed,
+        Self::NotAcceptable,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::MisdirectedRequest,
+    ];
+
+    /// The code as clients see it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::SubscriberLagged => "SUBSCRIBER_LAGGED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+            Self::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::NotAcceptable => "NOT_ACCEPTABLE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
+        }
+    }
+
+    /// The code named `text`, as read back from an error's extensions.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == text)
+    }
+
+    /// The HTTP status of a response that failed with this code before anything ran.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::BadUserInput
+            | Self::GraphqlParseFailed
+            | Self::GraphqlValidationFailed
+            | Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::SubscriberLagged | Self::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+        }
+    }
+
+    /// True for codes about the request as a whole (who sent it, how, how often), whose status
+    /// applies under the legacy `application/json` response type too; document errors (parse,
+    /// validation, input) keep that type's 200.
+    pub const fn is_transport_level(self) -> bool {
+        matches!(
+            self,
+            Self::Unauthenticated
+                | Self::Forbidden
+                | Self::RateLimited
+                | Self::ServiceUnavailable
+                | Self::MethodNotAllowed
+                | Self::NotAcceptable
+                | Self::UnsupportedMediaType
+                | Self::PayloadTooLarge
+                | Self::MisdirectedRequest
+        )
+    }
+}
 
 /// Result of a domain operation.
 pub type AppResult<T> = Result<T, AppError>;
@@ -26,8 +147,12 @@ pub enum AppError {
         message: String,
     },
     Unauthenticated,
-    Forbidden,
-    RateLimited,
+    /// The caller may not run this operation.
+    Forbidden(String),
+    /// The operation is not allowed over this transport (a mutation over GET).
+    MethodNotAllowed(String),
+    /// Over a rate or count limit; retry after this many seconds.
+    RateLimited(u64),
     /// A subscriber fell behind and this many events were dropped for it.
     Lagged(u64),
     /// The database cannot be reached right now; retrying later may succeed.
@@ -63,17 +188,18 @@ impl AppError {
     }
 
     /// The stable `extensions.code`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Validation { .. } => "BAD_USER_INPUT",
-            Self::NotFound { .. } => "NOT_FOUND",
-            Self::Conflict { .. } => "CONFLICT",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
-            Self::Lagged(_) => "SUBSCRIBER_LAGGED",
-            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::Validation { .. } => ErrorCode::BadUserInput,
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Lagged(_) => ErrorCode::SubscriberLagged,
+            Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
 
@@ -82,10 +208,11 @@ impl AppError {
         match self {
             Self::Validation { message, .. }
             | Self::NotFound { message }
-            | Self::Conflict { message, .. } => message.clone(),
+            | Self::Conflict { message, .. }
+            | Self::Forbidden(message)
+            | Self::MethodNotAllowed(message) => message.clone(),
             Self::Unauthenticated => "authentication required".to_owned(),
-            Self::Forbidden => "not allowed".to_owned(),
-            Self::RateLimited => "too many requests".to_owned(),
+            Self::RateLimited(_) => "too many requests; retry later".to_owned(),
             Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
             Self::Lagged(missed) => {
                 format!("this subscription fell behind and missed {missed} events; subscribe again")
@@ -150,9 +277,13 @@ impl From<AppError> for async_graphql::Error {
             _ => {}
         }
         async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
-            ext.set("code", err.code());
-            if let AppError::Validation { field, .. } | AppError::Conflict { field, .. } = &err {
-                ext.set("field", field.as_str());
+            ext.set("code", err.code().as_str());
+            match &err {
+                AppError::Validation { field, .. } | AppError::Conflict { field, .. } => {
+                    ext.set("field", field.as_str())
+                }
+                AppError::RateLimited(seconds) => ext.set("retryAfter", *seconds),
+                _ => {}
             }
         })
     }
@@ -173,6 +304,18 @@ mod tests {
         assert_eq!(
             ext.get("field"),
             Some(&async_graphql::Value::from("input.phoneNumber"))
+        );
+    }
+
+    #[test]
+    fn every_code_reads_back_as_itself() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("NO_SUCH_CODE"), None);
+        assert_eq!(
+            ErrorCode::RateLimited.status(),
+            StatusCode::TOO_MANY_REQUESTS
         );
     }
 

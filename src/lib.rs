@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod rate_limit;
 
 use std::{net::SocketAddr, sync::Arc};
 

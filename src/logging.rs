@@ -4,9 +4,26 @@
 
 use std::{borrow::Cow, io::IsTerminal};
 
+use clap::Args;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogArgs;
+/// Logging; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` syntax (e.g. `info`, `contacts_server=debug`).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub filter: String,
+
+    /// Log format: `json` lines for log pipelines, `text` for people, `auto`: text on a
+    /// terminal, JSON otherwise.
+    #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "text", "json"])]
+    pub format: String,
+
+    /// Log to standard error (the tools, whose standard output is data) instead of
+    /// standard output.
+    #[arg(skip)]
+    pub to_stderr: bool,
+}
 
 /// Installs the global log subscriber: JSON lines unless the format is `text` (or `auto` on a
 /// terminal, where a person reads them).

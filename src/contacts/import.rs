@@ -69,7 +69,7 @@ impl ContactService {
 fn failure(index: usize, err: AppError) -> ImportFailure {
     ImportFailure {
         index,
-        code: err.code(),
+        code: err.code().as_str(),
         message: err.describe(),
     }
 }

@@ -9,13 +9,18 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
-pub const BAD_REQUEST: &str = "BAD_REQUEST";
+use crate::error::ErrorCode;
+
+/// The code of an error, as read back from its extensions.
+pub fn code_of(err: &ServerError) -> Option<ErrorCode> {
+    match err.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => ErrorCode::parse(code),
+        _ => None,
+    }
+}
 
 /// Sets `code` (and `field`, when known) unless the error already has a code.
-pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
+pub fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     let has_code = err
         .extensions
         .as_ref()
@@ -30,11 +35,11 @@ pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
         .strip_prefix("Invalid value for argument \"")
         .and_then(|rest| rest.split_once('"'));
     match argument {
-        Some((field, _)) if code == VALIDATION_FAILED => {
-            extensions.set("code", BAD_USER_INPUT);
+        Some((field, _)) if code == ErrorCode::GraphqlValidationFailed => {
+            extensions.set("code", ErrorCode::BadUserInput.as_str());
             extensions.set("field", field);
         }
-        _ => extensions.set("code", code),
+        _ => extensions.set("code", code.as_str()),
     }
     err
 }
@@ -61,7 +66,7 @@ impl Extension for ErrorCodesExtension {
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables)
             .await
-            .map_err(|err| with_code(err, PARSE_FAILED))
+            .map_err(|err| with_code(err, ErrorCode::GraphqlParseFailed))
     }
 
     async fn validation(
@@ -71,7 +76,7 @@ impl Extension for ErrorCodesExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|errs| {
             errs.into_iter()
-                .map(|err| with_code(err, VALIDATION_FAILED))
+                .map(|err| with_code(err, ErrorCode::GraphqlValidationFailed))
                 .collect()
         })
     }
@@ -81,10 +86,6 @@ impl Extension for ErrorCodesExtension {
 mod tests {
     use super::*;
 
-    fn code_of(err: &ServerError) -> Option<String> {
-        err.extensions.as_ref()?.get("code").map(|v| v.to_string())
-    }
-
     #[test]
     fn bad_argument_values_become_bad_user_input_with_field() {
         let err = with_code(
@@ -92,9 +93,9 @@ mod tests {
                 "Invalid value for argument \"filter.createdAfter\", expected type \"DateTime\"",
                 None,
             ),
-            VALIDATION_FAILED,
+            ErrorCode::GraphqlValidationFailed,
         );
-        assert_eq!(code_of(&err).as_deref(), Some("\"BAD_USER_INPUT\""));
+        assert_eq!(code_of(&err), Some(ErrorCode::BadUserInput));
         let field = err
             .extensions
             .as_ref()
@@ -110,8 +111,8 @@ mod tests {
             .get_or_insert_with(Default::default)
             .set("code", "CONFLICT");
         assert_eq!(
-            code_of(&with_code(err, PARSE_FAILED)).as_deref(),
-            Some("\"CONFLICT\"")
+            code_of(&with_code(err, ErrorCode::GraphqlParseFailed)),
+            Some(ErrorCode::Conflict)
         );
     }
 }

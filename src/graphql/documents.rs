@@ -40,8 +40,12 @@ impl DocumentCache {
         }
         // Refused before parsing, so an oversized document costs little.
         limits::check_tokens(query, self.limits.max_tokens)?;
-        let doc = async_graphql::parser::parse_query(query)
-            .map_err(|err| codes::with_code(ServerError::from(err), codes::PARSE_FAILED))?;
+        let doc = async_graphql::parser::parse_query(query).map_err(|err| {
+            codes::with_code(
+                ServerError::from(err),
+                crate::error::ErrorCode::GraphqlParseFailed,
+            )
+        })?;
         limits::check_document(&doc, &self.limits)?;
         if query.len() <= MAX_CACHED_BYTES {
             self.documents

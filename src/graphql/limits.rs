@@ -45,7 +45,10 @@ impl Default for Limits {
 }
 
 fn too_big(message: String) -> ServerError {
-    codes::with_code(ServerError::new(message, None), codes::VALIDATION_FAILED)
+    codes::with_code(
+        ServerError::new(message, None),
+        crate::error::ErrorCode::GraphqlValidationFailed,
+    )
 }
 
 /// Counts lexical tokens (names, numbers, strings, punctuators; comments and commas are

@@ -7,9 +7,12 @@ pub mod documents;
 mod inputs;
 pub mod limits;
 mod mutation;
+pub mod policy;
 mod query;
 pub mod scalars;
 mod subscription;
+
+use std::sync::Arc;
 
 use async_graphql::{Context, ID, Schema, SchemaBuilder};
 use chrono::{DateTime, Utc};
@@ -17,7 +20,7 @@ use uuid::Uuid;
 
 pub use self::limits::Limits;
 pub use self::{mutation::MutationRoot, query::QueryRoot, subscription::SubscriptionRoot};
-use crate::{contacts::ContactService, error::AppError};
+use crate::{contacts::ContactService, error::AppError, metrics::Metrics, rate_limit::RateLimit};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -26,8 +29,15 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct RequestNow(pub DateTime<Utc>);
 
 /// The schema without data: shared by the server, the SDL export and tests.
-pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+///
+/// The policy (who may run what, how often) comes first: it refuses before the limits
+/// extension parses the document, and decides on what that parse found.
+pub fn schema_builder(
+    limits: &Limits,
+    policy: policy::Policy,
+) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(policy)
         .extension(codes::ErrorCodes)
         .extension(limits::LimitsExtension(*limits))
         .limit_complexity(limits.max_complexity)
@@ -41,14 +51,28 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot,
     builder
 }
 
-/// The schema the server runs.
-pub fn build_schema(service: ContactService, limits: &Limits) -> AppSchema {
-    schema_builder(limits).data(service).finish()
+/// The schema the server runs: every operation counts against `rate_limit` and is observed
+/// in `metrics`.
+pub fn build_schema(
+    service: ContactService,
+    limits: &Limits,
+    rate_limit: Arc<RateLimit>,
+    metrics: Arc<Metrics>,
+) -> AppSchema {
+    let policy = policy::Policy {
+        rate_limit,
+        metrics,
+    };
+    schema_builder(limits, policy).data(service).finish()
 }
 
 /// The SDL, as written to `schema.graphql`.
 pub fn sdl() -> String {
-    schema_builder(&Limits::default()).finish().sdl()
+    let policy = policy::Policy {
+        rate_limit: Arc::new(RateLimit::new(0, 0)),
+        metrics: Arc::default(),
+    };
+    schema_builder(&Limits::default(), policy).finish().sdl()
 }
 
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ContactService> {

@@ -1,8 +1,11 @@
 //! Who is calling: credentials from `Authorization: Bearer …` or `X-API-Key`, or, over
-//! WebSocket, from the `connection_init` payload. Transport only; the checks are in `auth`.
+//! WebSocket, from the `connection_init` payload. Transport only; the checks are in `auth`,
+//! what a caller may do is decided in the schema (`graphql::policy`).
+
+use std::net::IpAddr;
 
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, header},
     response::Response,
 };
 use serde_json::Value;
@@ -11,14 +14,19 @@ use super::{
     AppState,
     negotiate::{Format, error_response},
 };
-use crate::auth::{AuthError, Principal, Scope};
+use crate::{
+    auth::{AuthError, Principal},
+    error::ErrorCode,
+};
 
-/// Everyone, when the server has no credentials configured (loopback only by default).
-fn anonymous() -> Principal {
-    Principal {
-        id: "anonymous".to_owned(),
-        scope: Scope::Write,
-    }
+/// The token of an `Authorization` value: the scheme `Bearer` in any case (RFC 9110 makes
+/// schemes case-insensitive), then the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 /// The token in `Authorization: Bearer …` or `X-API-Key`.
@@ -26,38 +34,32 @@ fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(bearer_token);
     bearer
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
 }
 
 /// The token in a `connection_init` payload: `{"Authorization": "Bearer …"}`, `{"apiKey": …}`,
-/// or either inside `{"headers": {…}}` (what GraphiQL's headers editor sends).
+/// or either inside `{"headers": {…}}` (what GraphiQL's headers editor sends). Every entry is
+/// looked at, whatever else the payload holds.
 fn token_from_payload(payload: &Value) -> Option<String> {
     let find = |object: &Value| -> Option<String> {
-        let object = object.as_object()?;
-        for (name, value) in object {
+        object.as_object()?.iter().find_map(|(name, value)| {
             let value = value.as_str()?;
             match name.to_ascii_lowercase().as_str() {
-                "authorization" => {
-                    return value.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
-                }
-                "apikey" | "x-api-key" => return Some(value.trim().to_owned()),
-                _ => {}
+                "authorization" => bearer_token(value).map(str::to_owned),
+                "apikey" | "x-api-key" => Some(value.trim().to_owned()),
+                _ => None,
             }
-        }
-        None
+        })
     };
     find(payload).or_else(|| payload.get("headers").and_then(find))
 }
 
 fn check(state: &AppState, token: Option<&str>) -> Result<Principal, AuthError> {
     if !state.auth.is_enabled() {
-        return Ok(anonymous());
+        return Ok(Principal::anonymous());
     }
     let token = token.ok_or(AuthError::Missing)?;
     state.auth.authenticate(token, state.service.now())
@@ -68,16 +70,33 @@ pub fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
     check(state, token_from_headers(headers))
 }
 
-/// The 401 for refused credentials.
-pub fn unauthenticated(err: AuthError, format: Format) -> Response {
+/// The answer to refused credentials: 401, or 429 once the client's address has had too
+/// many refusals (so keys and signatures cannot be guessed at full speed).
+pub fn refused(state: &AppState, address: IpAddr, err: AuthError, format: Format) -> Response {
+    if let Err(wait) = state.address_limit.check(&format!("ip:{address}")) {
+        return too_many(wait, format);
+    }
     let message = match err {
         AuthError::Missing => "credentials required: Authorization: Bearer <token> or X-API-Key",
         AuthError::Invalid => "invalid credentials",
     };
-    let mut response = error_response(StatusCode::UNAUTHORIZED, format, "UNAUTHENTICATED", message);
+    let code = ErrorCode::Unauthenticated;
+    let mut response = error_response(code.status(), format, code.as_str(), message);
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// 429 `RATE_LIMITED` with `Retry-After`.
+pub fn too_many(wait: std::time::Duration, format: Format) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let code = ErrorCode::RateLimited;
+    let message = "too many requests; retry later";
+    let mut response = error_response(code.status(), format, code.as_str(), message);
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     response
 }
 
@@ -92,16 +111,6 @@ pub fn from_connection_init(
     check(
         state,
         token.as_deref().or_else(|| token_from_headers(headers)),
-    )
-}
-
-/// 403 for a caller whose scope does not allow the operation.
-pub fn forbidden(format: Format) -> Response {
-    error_response(
-        StatusCode::FORBIDDEN,
-        format,
-        "FORBIDDEN",
-        "this credential may only read; mutations need write",
     )
 }
 
@@ -140,5 +149,18 @@ mod tests {
             Some("t3")
         );
         assert_eq!(token_from_payload(&json!({})), None);
+    }
+
+    #[test]
+    fn connection_init_entries_are_all_read_and_the_scheme_is_case_insensitive() {
+        let payload =
+            json!({ "client": { "name": "x" }, "retries": 3, "authorization": "BEARER t4" });
+        assert_eq!(token_from_payload(&payload).as_deref(), Some("t4"));
+        let nested = json!({ "headers": { "x-trace": 1, "Authorization": "bearer t5" } });
+        assert_eq!(token_from_payload(&nested).as_deref(), Some("t5"));
+        assert_eq!(
+            token_from_payload(&json!({ "Authorization": "Basic t6" })),
+            None
+        );
     }
 }

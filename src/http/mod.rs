@@ -4,7 +4,6 @@ mod credentials;
 mod graphql;
 mod negotiate;
 mod ops;
-pub mod rate_limit;
 mod request_log;
 mod subscriptions;
 
@@ -22,16 +21,21 @@ use tower_http::{
     timeout::TimeoutLayer,
 };
 
-use self::rate_limit::RateLimit;
+pub use self::subscriptions::WebSocketLimits;
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
-    graphql::{AppSchema, Limits, build_schema, documents::DocumentCache},
+    graphql::{AppSchema, Limits, build_schema},
     metrics::Metrics,
+    rate_limit::RateLimit,
 };
 
 /// Bodies above this are answered with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Refused credentials a client address may present a minute (and at once) before it is
+/// answered 429: guessing keys or forging tokens gets slow. Valid credentials never count.
+pub const AUTH_FAILURES_PER_MINUTE: u32 = 30;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -40,29 +44,67 @@ pub struct AppState {
     pub service: ContactService,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Authenticator>,
-    /// Parsed, limit-checked documents by query text.
-    pub documents: DocumentCache,
+    /// Every operation of a caller, on every transport (counted in the schema).
     pub rate_limit: Arc<RateLimit>,
+    /// Refused credentials and WebSocket upgrades, by client address.
+    pub address_limit: Arc<RateLimit>,
+    pub websocket: Arc<WebSocketLimits>,
     /// Browser origins allowed to call the API; empty: no CORS headers at all.
     pub cors_origins: Vec<HeaderValue>,
+    limits: Limits,
 }
 
 impl AppState {
     pub fn new(service: ContactService, limits: Limits) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let rate_limit = Arc::new(RateLimit::new(0, 0));
         Self {
-            schema: build_schema(service.clone(), &limits),
-            documents: DocumentCache::new(limits),
-            rate_limit: Arc::new(RateLimit::new(0, 0)),
+            schema: build_schema(
+                service.clone(),
+                &limits,
+                rate_limit.clone(),
+                metrics.clone(),
+            ),
+            rate_limit,
+            address_limit: Arc::new(RateLimit::new(
+                AUTH_FAILURES_PER_MINUTE,
+                AUTH_FAILURES_PER_MINUTE,
+            )),
+            websocket: Arc::new(WebSocketLimits::default()),
             cors_origins: Vec::new(),
             service,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             auth: Arc::new(Authenticator::default()),
+            limits,
         }
     }
 
-    /// Limits each caller to `per_minute` requests, in bursts of `burst` (0: no limit).
+    /// Limits each caller to `per_minute` operations, in bursts of `burst` (0: no limit).
     pub fn with_rate_limit(mut self, per_minute: u32, burst: u32) -> Self {
         self.rate_limit = Arc::new(RateLimit::new(per_minute, burst));
+        self.schema = build_schema(
+            self.service.clone(),
+            &self.limits,
+            self.rate_limit.clone(),
+            self.metrics.clone(),
+        );
+        self
+    }
+
+    /// Limits refused credentials and WebSocket upgrades per client address.
+    pub fn with_address_limit(mut self, per_minute: u32, burst: u32) -> Self {
+        self.address_limit = Arc::new(RateLimit::new(per_minute, burst));
+        self
+    }
+
+    /// The operation limits the schema was built with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Caps on WebSocket connections and what each may run.
+    pub fn with_websocket_limits(mut self, limits: WebSocketLimits) -> Self {
+        self.websocket = Arc::new(limits);
         self
     }
 

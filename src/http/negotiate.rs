@@ -1,9 +1,13 @@
 //! Content negotiation for GraphQL over HTTP, and error bodies for transport-level failures.
 
+use std::str::FromStr;
+
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use headers_accept::Accept;
+use mediatype::{MediaType, Name, names};
 use serde_json::json;
 
 /// The media type a GraphQL response is sent as.
@@ -24,46 +28,51 @@ impl Format {
     }
 }
 
-/// Media types in `Accept` with q > 0, lower-cased, without parameters.
-fn accepted(headers: &HeaderMap) -> Vec<String> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Vec::new();
-    };
-    accept
-        .split(',')
-        .filter_map(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let media = parts.next()?.to_ascii_lowercase();
-            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
-            (!media.is_empty() && !refused).then_some(media)
-        })
-        .collect()
+const GRAPHQL_RESPONSE: MediaType<'static> = MediaType::from_parts(
+    names::APPLICATION,
+    Name::new_unchecked("graphql-response"),
+    Some(names::JSON),
+    &[],
+);
+const JSON: MediaType<'static> = MediaType::new(names::APPLICATION, names::JSON);
+const HTML: MediaType<'static> = MediaType::new(names::TEXT, names::HTML);
+/// What `POST /graphql` can answer with, preferred first on a tie.
+static RESPONSE_TYPES: [MediaType<'static>; 2] = [GRAPHQL_RESPONSE, JSON];
+static PAGE_TYPES: [MediaType<'static>; 3] = [HTML, GRAPHQL_RESPONSE, JSON];
+
+/// `Accept`, parsed by a media-type parser (q-values, wildcards and specificity as RFC 9110
+/// says); `None` when absent or unparseable.
+fn accept(headers: &HeaderMap) -> Option<Accept> {
+    let value = headers.get(header::ACCEPT)?.to_str().ok()?;
+    Accept::from_str(value).ok()
 }
 
-/// Picks the response type from `Accept`; `None` means 406. No `Accept` means legacy JSON.
+/// Picks the response type from `Accept`; `None` means 406. No `Accept` means legacy JSON, as
+/// does a wildcard alone: `application/graphql-response+json` (whose 4xx statuses older clients
+/// do not expect) is chosen only when the client names it.
 pub fn response_format(headers: &HeaderMap) -> Option<Format> {
-    let media = accepted(headers);
     if headers.get(header::ACCEPT).is_none() {
         return Some(Format::Json);
     }
-    if media
-        .iter()
-        .any(|m| m == "application/graphql-response+json")
-    {
+    let accept = accept(headers)?;
+    let chosen = accept.negotiate(&RESPONSE_TYPES)?;
+    let named = accept
+        .media_types()
+        .any(|media| media.essence() == GRAPHQL_RESPONSE);
+    if *chosen == GRAPHQL_RESPONSE && named {
         Some(Format::GraphqlResponse)
-    } else if media
-        .iter()
-        .any(|m| m == "application/json" || m == "application/*" || m == "*/*")
-    {
-        Some(Format::Json)
     } else {
-        None
+        Some(Format::Json)
     }
 }
 
-/// True when a browser asks for a page.
+/// True when a browser asks for a page: `Accept` names `text/html` and prefers it.
 pub fn wants_html(headers: &HeaderMap) -> bool {
-    accepted(headers).iter().any(|m| m == "text/html")
+    let Some(accept) = accept(headers) else {
+        return false;
+    };
+    let named = accept.media_types().any(|media| media.essence() == HTML);
+    named && accept.negotiate(&PAGE_TYPES) == Some(&HTML)
 }
 
 /// `Content-Type: application/json`, with or without parameters.
@@ -111,6 +120,31 @@ mod tests {
     fn refuses_what_it_cannot_send() {
         assert_eq!(response_format(&accept("text/csv")), None);
         assert_eq!(response_format(&accept("application/json;q=0")), None);
+        assert_eq!(response_format(&accept("application/json; q=0.000")), None);
+        assert_eq!(response_format(&accept("*/*;q=0")), None);
+    }
+
+    #[test]
+    fn quality_decides_between_the_two_json_types() {
+        let prefers_json = "application/graphql-response+json;q=0.5, application/json";
+        assert_eq!(response_format(&accept(prefers_json)), Some(Format::Json));
+        let prefers_graphql = "application/json;q=0.5, application/graphql-response+json";
+        assert_eq!(
+            response_format(&accept(prefers_graphql)),
+            Some(Format::GraphqlResponse)
+        );
+        assert_eq!(
+            response_format(&accept("application/*")),
+            Some(Format::Json)
+        );
+    }
+
+    #[test]
+    fn browsers_get_the_page() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(&accept(browser)));
+        assert!(!wants_html(&accept("application/json, text/html;q=0.1")));
+        assert!(!wants_html(&accept("*/*")));
     }
 
     #[test]

@@ -1,18 +1,31 @@
 //! Operational routes: health, readiness, metrics, the served SDL, and 404s.
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::State,
-    http::{StatusCode, header},
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 use super::{
-    AppState,
+    AppState, credentials,
     negotiate::{Format, error_response},
 };
 
-/// The SDL of the schema being served.
-pub async fn schema(State(state): State<AppState>) -> Response {
+/// The SDL of the schema being served: what introspection would tell, so only where
+/// introspection is on, and only to a caller with credentials when the server requires them.
+pub async fn schema(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.limits().introspection {
+        return not_found().await;
+    }
+    if let Err(err) = credentials::from_headers(&state, &headers) {
+        return credentials::refused(&state, client.ip(), err, Format::Json);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         state.schema.sdl(),
@@ -39,8 +52,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition; for a caller with credentials when the server requires them
+/// (Prometheus sends one with `authorization` or `bearer_token_file`).
+pub async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(err) = credentials::from_headers(&state, &headers) {
+        return credentials::refused(&state, client.ip(), err, Format::Json);
+    }
     let body = state.metrics.render(&state.service.db().pool_stats());
     (
         [(

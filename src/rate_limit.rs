@@ -1,24 +1,17 @@
-//! Rate limiting per caller: per credential when the server requires credentials, per client
-//! IP otherwise. Over the limit: 429 `RATE_LIMITED` with `Retry-After`.
+//! Token buckets per caller. The schema counts every operation against its caller (the
+//! credential, or the address of an anonymous caller); the transport counts what never reaches
+//! the schema (refused credentials, WebSocket upgrades) against the client's address.
 
 use std::{
-    net::SocketAddr,
     num::NonZeroU32,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-use axum::{
-    http::{HeaderValue, StatusCode, header},
-    response::Response,
-};
 use governor::{
     DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
-
-use super::negotiate::{Format, error_response};
-use crate::auth::Principal;
 
 /// A keyed token bucket (GCRA), or nothing when disabled.
 pub struct RateLimit {
@@ -54,30 +47,6 @@ impl RateLimit {
             .check_key(&key.to_owned())
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
-}
-
-/// Whom a request counts against.
-pub fn key(principal: &Principal, client: SocketAddr) -> String {
-    if principal.id == "anonymous" {
-        format!("ip:{}", client.ip())
-    } else {
-        principal.id.clone()
-    }
-}
-
-/// The 429 answer.
-pub fn too_many(wait: Duration, format: Format) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        format,
-        "RATE_LIMITED",
-        "too many requests; retry later",
-    );
-    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -1,0 +1,383 @@
+//! Who may run what, and how often: every operation passes here, whatever carried it (HTTP
+//! POST, GET, either WebSocket protocol), so no transport can skip a rule. The transport only
+//! says who is calling ([`Caller`]); this layer decides.
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use async_graphql::{
+    Request, Response, ServerError, ServerResult,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+        NextSubscribe,
+    },
+    futures_util::stream::{self, BoxStream, StreamExt},
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+};
+
+use super::{RequestNow, codes};
+use crate::{
+    auth::{Principal, Scope},
+    contacts::ContactService,
+    error::{AppError, ErrorCode},
+    logging,
+    metrics::{self, Metrics, Outcome},
+    rate_limit::RateLimit,
+};
+
+/// How an operation arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /graphql?query=`: may only read.
+    HttpGet,
+    HttpPost,
+    WebSocket,
+}
+
+/// Who is calling and how: put into the request data (HTTP) or the connection's session data
+/// (WebSocket) by the transport. An operation without one is refused.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub address: IpAddr,
+    pub transport: Transport,
+}
+
+impl Caller {
+    /// The bucket the caller's operations count against: the credential, or the address of an
+    /// anonymous caller.
+    pub fn rate_limit_key(&self) -> String {
+        if self.principal.is_anonymous() {
+            format!("ip:{}", self.address)
+        } else {
+            self.principal.id.clone()
+        }
+    }
+}
+
+/// Operations a WebSocket connection may have running at once (subscriptions included): put
+/// into the connection's session data by the transport.
+#[derive(Debug, Clone)]
+pub struct ConnectionOperations {
+    running: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl ConnectionOperations {
+    pub fn new(max: usize) -> Self {
+        Self {
+            running: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot for one more operation, released when the returned guard drops.
+    fn acquire(&self) -> Option<OperationSlot> {
+        let taken = self
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < self.max).then_some(running + 1)
+            });
+        taken.ok().map(|_| OperationSlot(self.running.clone()))
+    }
+}
+
+struct OperationSlot(Arc<AtomicUsize>);
+
+impl Drop for OperationSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The extension factory registered on the schema.
+pub struct Policy {
+    pub rate_limit: Arc<RateLimit>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ExtensionFactory for Policy {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PolicyCheck {
+            rate_limit: self.rate_limit.clone(),
+            metrics: self.metrics.clone(),
+            kind: Mutex::new(None),
+        })
+    }
+}
+
+/// One per request (the factory makes a new one each time).
+struct PolicyCheck {
+    rate_limit: Arc<RateLimit>,
+    metrics: Arc<Metrics>,
+    /// The operation's type once known, for the metrics.
+    kind: Mutex<Option<OperationType>>,
+}
+
+fn refusal(err: AppError) -> ServerError {
+    let err: async_graphql::Error = err.into();
+    err.into_server_error(Default::default())
+}
+
+fn coded(message: &str, code: ErrorCode) -> ServerError {
+    codes::with_code(ServerError::new(message, None), code)
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PolicyCheck {
+    /// A whole query or mutation (not a subscription): gives every error a code and counts
+    /// the outcome.
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let mut response = next.run(ctx).await;
+        label_errors(&mut response);
+        let kind = self.kind.lock().ok().and_then(|kind| *kind);
+        let outcome = outcome_of(&response);
+        self.metrics
+            .observe(metrics_kind(kind), outcome, started.elapsed());
+        tracing::Span::current().record("outcome", outcome.label());
+        response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let caller = request
+            .data
+            .get(&std::any::TypeId::of::<Caller>())
+            .and_then(|data| data.downcast_ref::<Caller>())
+            .or_else(|| ctx.data_opt::<Caller>())
+            .cloned()
+            .ok_or_else(|| refusal(AppError::Unauthenticated))?;
+        let now = ctx
+            .data_opt::<ContactService>()
+            .map_or_else(chrono::Utc::now, ContactService::now);
+        // A WebSocket connection outlives its credential: each operation checks it again.
+        if caller.principal.expires_at.is_some_and(|exp| exp <= now) {
+            return Err(refusal(AppError::Unauthenticated));
+        }
+        // Counted before the document is even parsed: refusing is the cheap part.
+        if let Err(wait) = self.rate_limit.check(&caller.rate_limit_key()) {
+            return Err(refusal(AppError::RateLimited(wait.as_secs().max(1))));
+        }
+        // The extensions after this one parse the document, within the limits.
+        let mut request = next.run(ctx, request).await?;
+        let name = request.operation_name.clone();
+        let doc = request
+            .parsed_query()
+            .map_err(|err| codes::with_code(err, ErrorCode::GraphqlParseFailed))?;
+        let operation = selected_operation(doc, name.as_deref());
+        record_operation(&operation);
+        if let Ok(mut kind) = self.kind.lock() {
+            *kind = operation.kind;
+        }
+        authorise(&caller, operation.kind)?;
+        request.data.insert(RequestNow(now));
+        Ok(request)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        // Only WebSocket connections carry a budget; without one nothing is counted.
+        let Some(budget) = ctx.data_opt::<ConnectionOperations>() else {
+            return next.run(ctx, stream);
+        };
+        match budget.acquire() {
+            Some(slot) => next
+                .run(ctx, stream)
+                .map(move |response| {
+                    let _held = &slot;
+                    response
+                })
+                .boxed(),
+            None => {
+                let message = format!(
+                    "this connection already runs {} operations; complete one first",
+                    budget.max
+                );
+                let error = coded(&message, ErrorCode::RateLimited);
+                stream::once(async move { Response::from_errors(vec![error]) }).boxed()
+            }
+        }
+    }
+}
+
+/// Errors raised before execution carry no path; resolver errors always do. Any error still
+/// without a code gets one: the request's fault as a whole, or its input's.
+fn label_errors(response: &mut Response) {
+    let request_error = is_request_error(response);
+    let fallback = if request_error {
+        ErrorCode::BadRequest
+    } else {
+        ErrorCode::BadUserInput
+    };
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(|e| codes::with_code(e, fallback))
+        .collect();
+}
+
+/// True when nothing ran: no data, and only errors without a path.
+pub fn is_request_error(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn outcome_of(response: &Response) -> Outcome {
+    let internal = response.errors.iter().any(|e| {
+        matches!(
+            codes::code_of(e),
+            Some(ErrorCode::InternalServerError | ErrorCode::ServiceUnavailable)
+        )
+    });
+    match (internal, response.errors.is_empty()) {
+        (true, _) => Outcome::ServerError,
+        (false, true) => Outcome::Ok,
+        (false, false) => Outcome::ClientError,
+    }
+}
+
+fn metrics_kind(kind: Option<OperationType>) -> metrics::OperationType {
+    match kind {
+        Some(OperationType::Query) => metrics::OperationType::Query,
+        Some(OperationType::Mutation) => metrics::OperationType::Mutation,
+        Some(OperationType::Subscription) => metrics::OperationType::Subscription,
+        None => metrics::OperationType::Unknown,
+    }
+}
+
+/// The rules: mutations need a write credential and POST (or a WebSocket); subscriptions
+/// need a WebSocket.
+fn authorise(caller: &Caller, kind: Option<OperationType>) -> ServerResult<()> {
+    match (kind, caller.transport) {
+        (Some(OperationType::Mutation), _) if caller.principal.scope < Scope::Write => {
+            Err(refusal(AppError::Forbidden(
+                "this credential may only read; mutations need write".into(),
+            )))
+        }
+        (Some(OperationType::Mutation), Transport::HttpGet) => Err(refusal(
+            AppError::MethodNotAllowed("mutations are not allowed over GET; use POST".into()),
+        )),
+        (Some(OperationType::Subscription), Transport::HttpGet | Transport::HttpPost) => {
+            Err(coded(
+                "subscriptions are served over WebSocket at /graphql/ws",
+                ErrorCode::BadRequest,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The operation that will run, as far as the document tells before validation.
+pub struct SelectedOperation<'a> {
+    pub name: Option<&'a str>,
+    /// `None` when the document does not say which operation runs (validation refuses it).
+    pub kind: Option<OperationType>,
+}
+
+/// Its name (as given, or the only one the document has) and its type.
+pub fn selected_operation<'a>(
+    doc: &'a ExecutableDocument,
+    given: Option<&'a str>,
+) -> SelectedOperation<'a> {
+    let (name, operation) = match (&doc.operations, given) {
+        (DocumentOperations::Single(op), _) => (given, Some(op)),
+        (DocumentOperations::Multiple(ops), Some(name)) => (Some(name), ops.get(name)),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .iter()
+            .next()
+            .map_or((None, None), |(name, op)| (Some(name.as_str()), Some(op))),
+        (DocumentOperations::Multiple(_), None) => (None, None),
+    };
+    SelectedOperation {
+        name,
+        kind: operation.map(|op| op.node.ty),
+    }
+}
+
+/// Names the operation on the current span (the HTTP request's or the WebSocket connection's).
+fn record_operation(operation: &SelectedOperation<'_>) {
+    let span = tracing::Span::current();
+    let kind = match operation.kind {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    };
+    span.record("kind", kind);
+    let name = operation.name.map_or("anonymous".into(), logging::mask);
+    span.record("operation_name", name.as_ref());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn caller(scope: Scope, transport: Transport) -> Caller {
+        Caller {
+            principal: Principal {
+                id: "key:abc".into(),
+                scope,
+                expires_at: None,
+            },
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            transport,
+        }
+    }
+
+    fn code(result: ServerResult<()>) -> Option<String> {
+        let err = result.err()?;
+        err.extensions?.get("code").map(|code| code.to_string())
+    }
+
+    #[test]
+    fn read_credentials_never_mutate_on_any_transport() {
+        for transport in [
+            Transport::HttpGet,
+            Transport::HttpPost,
+            Transport::WebSocket,
+        ] {
+            let read = caller(Scope::Read, transport);
+            assert_eq!(
+                code(authorise(&read, Some(OperationType::Mutation))).as_deref(),
+                Some("\"FORBIDDEN\""),
+                "{transport:?}"
+            );
+            assert!(authorise(&read, Some(OperationType::Query)).is_ok());
+        }
+        let write = caller(Scope::Write, Transport::WebSocket);
+        assert!(authorise(&write, Some(OperationType::Mutation)).is_ok());
+        let get = caller(Scope::Write, Transport::HttpGet);
+        assert_eq!(
+            code(authorise(&get, Some(OperationType::Mutation))).as_deref(),
+            Some("\"METHOD_NOT_ALLOWED\"")
+        );
+    }
+
+    #[test]
+    fn a_connection_runs_at_most_its_budget_at_once() {
+        let budget = ConnectionOperations::new(2);
+        let first = budget.acquire();
+        let second = budget.acquire();
+        assert!(first.is_some() && second.is_some());
+        assert!(budget.acquire().is_none());
+        drop(first);
+        assert!(budget.acquire().is_some());
+    }
+}
