@@ -13,6 +13,7 @@ use crate::{
     auth::{Authenticator, JwtSettings},
     db::DbOptions,
     graphql::Limits,
+    http::WebSocketLimits,
 };
 
 /// GraphQL contacts API for WhatsApp messaging.
@@ -121,6 +122,28 @@ pub struct Config {
     )]
     pub cors_allowed_origins: Vec<String>,
 
+    /// Refused credentials (HTTP or WebSocket) a client address may present a minute, and at
+    /// once, before it is answered 429. Valid credentials never count.
+    #[arg(long, env = "AUTH_FAILURES_PER_MINUTE", default_value_t = 30)]
+    pub auth_failures_per_minute: u32,
+
+    /// Largest WebSocket message (and frame), in bytes; a larger one closes the connection
+    /// before it is buffered.
+    #[arg(long, env = "WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub ws_max_message_bytes: usize,
+
+    /// Seconds a WebSocket connection may stay open without a successful `connection_init`.
+    #[arg(long, env = "WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Operations (subscriptions included) one WebSocket connection may run at once.
+    #[arg(long, env = "WS_MAX_OPERATIONS_PER_CONNECTION", default_value_t = 100)]
+    pub ws_max_operations_per_connection: usize,
+
+    /// Open WebSocket connections per caller (credential, or address when anonymous).
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_CALLER", default_value_t = 100)]
+    pub ws_max_connections_per_caller: usize,
+
     /// Answer introspection queries (default: only when listening on loopback).
     #[arg(long, env = "INTROSPECTION")]
     pub introspection: Option<bool>,
@@ -227,6 +250,16 @@ impl Config {
             introspection: self.introspection.unwrap_or(loopback),
             suggestions: self.suggestions.unwrap_or(loopback),
         }
+    }
+
+    /// The WebSocket caps.
+    pub fn websocket_limits(&self) -> WebSocketLimits {
+        WebSocketLimits::new(
+            self.ws_max_message_bytes,
+            Duration::from_secs(self.ws_init_timeout_secs),
+            self.ws_max_operations_per_connection,
+            self.ws_max_connections_per_caller,
+        )
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -42,6 +42,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         AppState::new(service, config.limits())
             .with_auth(auth)
             .with_rate_limit(config.rate_limit_per_minute, config.rate_limit_burst)
+            .with_address_limit(
+                config.auth_failures_per_minute,
+                config.auth_failures_per_minute,
+            )
+            .with_websocket_limits(config.websocket_limits())
             .with_cors(&config.cors_allowed_origins)?,
         config.request_timeout(),
     );

@@ -120,9 +120,12 @@ struct PolicyCheck {
     kind: Mutex<Option<OperationType>>,
 }
 
+/// A refusal before anything ran: no location in the document to point at.
 fn refusal(err: AppError) -> ServerError {
     let err: async_graphql::Error = err.into();
-    err.into_server_error(Default::default())
+    let mut refused = ServerError::new(err.message, None);
+    refused.extensions = err.extensions;
+    refused
 }
 
 fn coded(message: &str, code: ErrorCode) -> ServerError {

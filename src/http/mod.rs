@@ -82,6 +82,16 @@ impl AppState {
     /// Limits each caller to `per_minute` operations, in bursts of `burst` (0: no limit).
     pub fn with_rate_limit(mut self, per_minute: u32, burst: u32) -> Self {
         self.rate_limit = Arc::new(RateLimit::new(per_minute, burst));
+        self.rebuild_schema()
+    }
+
+    /// Other operation limits (and introspection, suggestions).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self.rebuild_schema()
+    }
+
+    fn rebuild_schema(mut self) -> Self {
         self.schema = build_schema(
             self.service.clone(),
             &self.limits,
