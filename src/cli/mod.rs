@@ -44,7 +44,7 @@ pub enum Command {
     /// Serve the API and GraphiQL (the default).
     #[command(after_help = "Examples:\n  contacts-server serve\n  \
         DATABASE_URL=postgres://app@db/contacts contacts-server serve --host 0.0.0.0 --api-key HASH:write")]
-    Serve(Config),
+    Serve(Box<Config>),
 
     /// Apply or list database migrations (the server also applies them at start-up).
     #[command(
@@ -198,7 +198,7 @@ pub fn log_args(cli: &Cli) -> LogArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         None => crate::run(cli.serve).await.map(|()| 0),
-        Some(Command::Serve(config)) => crate::run(config).await.map(|()| 0),
+        Some(Command::Serve(config)) => crate::run(*config).await.map(|()| 0),
         Some(Command::PrintSchema) => {
             std::io::Write::write_all(&mut std::io::stdout(), crate::graphql::sdl().as_bytes())?;
             Ok(0)

@@ -81,7 +81,7 @@ pub fn refused(state: &AppState, address: IpAddr, err: AuthError, format: Format
         AuthError::Invalid => "invalid credentials",
     };
     let code = ErrorCode::Unauthenticated;
-    let mut response = error_response(code.status(), format, code.as_str(), message);
+    let mut response = error_response(code, format, message);
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -93,7 +93,7 @@ pub fn too_many(wait: std::time::Duration, format: Format) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let code = ErrorCode::RateLimited;
     let message = "too many requests; retry later";
-    let mut response = error_response(code.status(), format, code.as_str(), message);
+    let mut response = error_response(code, format, message);
     if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }

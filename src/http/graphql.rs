@@ -65,14 +65,12 @@ impl FromRequest<AppState> for HttpOperation {
         let principal = credentials::from_headers(state, &parts.headers)
             .map_err(|err| credentials::refused(state, address, err, format))?;
         let (transport, request) = if parts.method == Method::GET {
-            (Transport::HttpGet, from_query_string(&parts, format)?)
+            (Transport::HttpGet, from_query_string(&parts))
         } else {
             let request = axum::extract::Request::from_parts(parts, body);
-            (
-                Transport::HttpPost,
-                from_body(request, state, format).await?,
-            )
+            (Transport::HttpPost, from_body(request, state).await)
         };
+        let request = request.map_err(|(code, message)| error_response(code, format, &message))?;
         let caller = Caller {
             principal,
             address,
@@ -101,29 +99,35 @@ struct PostBody {
     variables: Option<Variables>,
 }
 
+/// Why a request could not be read: the code and the message for the client.
+type Unreadable = (ErrorCode, String);
+
+fn unreadable(code: ErrorCode, message: impl Into<String>) -> Unreadable {
+    (code, message.into())
+}
+
 async fn from_body(
     request: axum::extract::Request,
     state: &AppState,
-    format: Format,
-) -> Result<Request, Response> {
+) -> Result<Request, Unreadable> {
     if !is_json_body(request.headers()) {
         let message = "POST /graphql takes Content-Type: application/json";
-        return Err(refuse(ErrorCode::UnsupportedMediaType, format, message));
+        return Err(unreadable(ErrorCode::UnsupportedMediaType, message));
     }
     let body = Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 let message = "request body is larger than 1 MiB";
-                refuse(ErrorCode::PayloadTooLarge, format, message)
+                unreadable(ErrorCode::PayloadTooLarge, message)
             } else {
-                refuse(ErrorCode::BadRequest, format, &rejection.body_text())
+                unreadable(ErrorCode::BadRequest, rejection.body_text())
             }
         })?;
     let body: PostBody = serde_json::from_slice(&body).map_err(|err| {
         let message =
             format!("the body is not a GraphQL request object (batching is not supported): {err}");
-        refuse(ErrorCode::BadRequest, format, &message)
+        unreadable(ErrorCode::BadRequest, message)
     })?;
     let mut request = Request::new(body.query).variables(body.variables.unwrap_or_default());
     request.operation_name = body.operation_name;
@@ -139,18 +143,13 @@ pub struct GetParams {
     variables: Option<String>,
 }
 
-fn from_query_string(parts: &Parts, format: Format) -> Result<Request, Response> {
+fn from_query_string(parts: &Parts) -> Result<Request, Unreadable> {
     let Ok(Query(params)) = Query::<GetParams>::try_from_uri(&parts.uri) else {
-        return Err(refuse(
-            ErrorCode::BadRequest,
-            format,
-            "malformed query string",
-        ));
+        return Err(unreadable(ErrorCode::BadRequest, "malformed query string"));
     };
     let Some(query) = params.query else {
-        return Err(refuse(
+        return Err(unreadable(
             ErrorCode::BadRequest,
-            format,
             "missing `query` parameter",
         ));
     };
@@ -159,22 +158,15 @@ fn from_query_string(parts: &Parts, format: Format) -> Result<Request, Response>
         .as_deref()
         .map(serde_json::from_str::<Variables>)
         .transpose()
-        .map_err(|_| {
-            let message = "`variables` must be a JSON object";
-            refuse(ErrorCode::BadRequest, format, message)
-        })?;
+        .map_err(|_| unreadable(ErrorCode::BadRequest, "`variables` must be a JSON object"))?;
     let mut request = Request::new(query).variables(variables.unwrap_or_default());
     request.operation_name = params.operation_name;
     Ok(request)
 }
 
-fn refuse(code: ErrorCode, format: Format, message: &str) -> Response {
-    error_response(code.status(), format, code.as_str(), message)
-}
-
 fn not_acceptable() -> Response {
     let message = "Accept must allow application/graphql-response+json or application/json";
-    refuse(ErrorCode::NotAcceptable, Format::Json, message)
+    error_response(ErrorCode::NotAcceptable, Format::Json, message)
 }
 
 /// Runs one operation inside its own span: its name, type and outcome (recorded by the
@@ -216,7 +208,7 @@ fn reply(response: GqlResponse, format: Format) -> Response {
         serde_json::to_vec(&response)
     };
     let Ok(body) = body else {
-        return refuse(
+        return error_response(
             ErrorCode::InternalServerError,
             format,
             "internal server error",

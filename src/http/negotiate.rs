@@ -3,12 +3,14 @@
 use std::str::FromStr;
 
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use headers_accept::Accept;
 use mediatype::{MediaType, Name, names};
 use serde_json::json;
+
+use crate::error::ErrorCode;
 
 /// The media type a GraphQL response is sent as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +87,10 @@ pub fn is_json_body(headers: &HeaderMap) -> bool {
 }
 
 /// A GraphQL-shaped error body for failures before any GraphQL runs.
-pub fn error_response(status: StatusCode, format: Format, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    let mut response = (status, body.to_string()).into_response();
+pub fn error_response(code: ErrorCode, format: Format, message: &str) -> Response {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+    let mut response = (code.status(), body.to_string()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());

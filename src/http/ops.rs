@@ -12,6 +12,7 @@ use super::{
     AppState, credentials,
     negotiate::{Format, error_response},
 };
+use crate::error::ErrorCode;
 
 /// The SDL of the schema being served: what introspection would tell, so only where
 /// introspection is on, and only to a caller with credentials when the server requires them.
@@ -74,10 +75,6 @@ pub async fn metrics(
 }
 
 pub async fn not_found() -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        Format::Json,
-        "NOT_FOUND",
-        "no such route; the API is at /graphql",
-    )
+    let message = "no such route; the API is at /graphql";
+    error_response(ErrorCode::NotFound, Format::Json, message)
 }

@@ -130,7 +130,7 @@ pub async fn upgrade(
         let code = ErrorCode::Forbidden;
         let message = "WebSocket upgrades are accepted from this server's own origin and the \
                        CORS allow-list only";
-        return error_response(code.status(), Format::Json, code.as_str(), message);
+        return error_response(code, Format::Json, message);
     }
     // Connections count against the client's address; credentials only come later.
     if let Err(wait) = state.rate_limit.check(&format!("ip:{}", client.ip())) {
