@@ -92,8 +92,9 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
 }
 
-/// Tolerated clock skew for `exp` and `nbf`.
-const LEEWAY_SECS: i64 = 30;
+/// Tolerated clock skew between the token's signer and this server, for `exp` and `nbf`: a
+/// token is refused from `exp + 30 s` on, and accepted from `nbf - 30 s` (SECURITY.md).
+pub const JWT_LEEWAY_SECS: i64 = 30;
 
 impl Authenticator {
     /// `api_keys` entries are `SHA256HEX:scope`.
@@ -142,13 +143,13 @@ impl Authenticator {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or(AuthError::Invalid)?;
-        if now >= exp + LEEWAY_SECS {
+        if now >= exp + JWT_LEEWAY_SECS {
             return Err(AuthError::Invalid);
         }
         if claims
             .get("nbf")
             .and_then(Value::as_i64)
-            .is_some_and(|nbf| now + LEEWAY_SECS < nbf)
+            .is_some_and(|nbf| now + JWT_LEEWAY_SECS < nbf)
         {
             return Err(AuthError::Invalid);
         }
@@ -160,7 +161,7 @@ impl Authenticator {
         Ok(Principal {
             id: format!("jwt:{subject}"),
             scope,
-            expires_at: DateTime::from_timestamp(exp + LEEWAY_SECS, 0),
+            expires_at: DateTime::from_timestamp(exp + JWT_LEEWAY_SECS, 0),
         })
     }
 }
@@ -225,14 +226,21 @@ fn jwt_verifier(settings: JwtSettings) -> anyhow::Result<Option<JwtVerifier>> {
     // exp and nbf are checked against the service clock in `verify_jwt`.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
+    // jsonwebtoken checks `iss` and `aud` only when the token carries them, so a configured
+    // issuer or audience must also be listed as required: configured means required.
+    let mut required = vec!["exp"];
     match &settings.audience {
-        Some(audience) => validation.set_audience(&[audience]),
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
         None => validation.validate_aud = false,
     }
     if let Some(issuer) = &settings.issuer {
         validation.set_issuer(&[issuer]);
+        required.push("iss");
     }
+    validation.set_required_spec_claims(&required);
     Ok(Some(JwtVerifier {
         key,
         validation,
@@ -323,7 +331,7 @@ mod tests {
             Principal {
                 id: "jwt:ana".into(),
                 scope: Scope::Write,
-                expires_at: DateTime::from_timestamp(at + 600 + LEEWAY_SECS, 0),
+                expires_at: DateTime::from_timestamp(at + 600 + JWT_LEEWAY_SECS, 0),
             }
         );
         let cases = [
@@ -348,6 +356,78 @@ mod tests {
         )
         .unwrap();
         assert_eq!(auth.authenticate(&forged, now), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn configured_issuer_and_audience_are_required() {
+        let auth = jwt_auth();
+        let now = Utc::now();
+        let exp = now.timestamp() + 600;
+        let refused = [
+            json!({ "aud": "contacts", "exp": exp, "scope": "write" }),
+            json!({ "iss": "issuer", "exp": exp, "scope": "write" }),
+            json!({ "exp": exp, "scope": "write" }),
+            json!({ "iss": "someone", "aud": "other", "exp": exp, "scope": "write" }),
+            // A claim of the wrong type is not there at all.
+            json!({ "iss": 7, "aud": "contacts", "exp": exp, "scope": "write" }),
+            json!({ "iss": "issuer", "aud": 7, "exp": exp, "scope": "write" }),
+        ];
+        for claims in refused {
+            assert_eq!(
+                auth.authenticate(&token(claims.clone()), now),
+                Err(AuthError::Invalid),
+                "{claims}"
+            );
+        }
+        let both = json!({ "iss": "issuer", "aud": ["contacts"], "exp": exp, "scope": "write" });
+        assert_eq!(
+            auth.authenticate(&token(both), now).unwrap().scope,
+            Scope::Write
+        );
+    }
+
+    #[test]
+    fn without_issuer_or_audience_settings_neither_claim_is_needed() {
+        let settings = JwtSettings {
+            hs256_secret: Some(SECRET.into()),
+            scope_claim: "scope".into(),
+            ..Default::default()
+        };
+        let auth = Authenticator::new(&[], settings).unwrap();
+        let now = Utc::now();
+        let claims = json!({ "exp": now.timestamp() + 600, "scope": "read" });
+        assert_eq!(
+            auth.authenticate(&token(claims), now).unwrap().scope,
+            Scope::Read
+        );
+        let no_exp = json!({ "scope": "read" });
+        assert_eq!(
+            auth.authenticate(&token(no_exp), now),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn exp_and_nbf_allow_exactly_the_documented_leeway() {
+        let auth = jwt_auth();
+        let now = Utc::now();
+        let at = now.timestamp();
+        let claims = |exp: i64, nbf: i64| {
+            token(
+                json!({ "iss": "issuer", "aud": "contacts", "exp": exp, "nbf": nbf, "scope": "read" }),
+            )
+        };
+        let leeway = JWT_LEEWAY_SECS;
+        assert!(auth.authenticate(&claims(at - leeway + 1, at), now).is_ok());
+        assert!(auth.authenticate(&claims(at - leeway, at), now).is_err());
+        assert!(
+            auth.authenticate(&claims(at + 600, at + leeway), now)
+                .is_ok()
+        );
+        assert!(
+            auth.authenticate(&claims(at + 600, at + leeway + 1), now)
+                .is_err()
+        );
     }
 
     #[test]

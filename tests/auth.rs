@@ -1,5 +1,5 @@
-//! Every credential path: none, malformed, wrong, expired, not yet valid, wrong audience, read
-//! and write scopes, over HTTP and WebSocket.
+//! Every credential path: none, malformed, wrong, expired, not yet valid, wrong or missing
+//! issuer and audience, the clock-skew leeway, read and write scopes, over HTTP and WebSocket.
 
 mod common;
 
@@ -37,7 +37,7 @@ async fn secured() -> TestApp {
     TestApp::start_with_auth(auth).await
 }
 
-/// A JWT valid around the test clock's start, with `overrides` applied.
+/// A JWT valid around the test clock's start, with `overrides` applied (`null` removes a claim).
 fn jwt(overrides: Value) -> String {
     let t0 = at(common::T0).timestamp();
     let mut claims = json!({
@@ -45,7 +45,11 @@ fn jwt(overrides: Value) -> String {
         "iat": t0, "exp": t0 + 3600, "scope": "read write",
     });
     for (k, v) in overrides.as_object().unwrap() {
-        claims[k] = v.clone();
+        if v.is_null() {
+            claims.as_object_mut().unwrap().remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
     }
     encode(
         &Header::new(Algorithm::HS256),
@@ -154,6 +158,57 @@ async fn jwt_expiry_follows_the_service_clock() {
     assert_eq!(
         call(&app, QUERY, bearer(&token)).await.0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn configured_issuer_and_audience_must_be_in_the_token() {
+    let app = secured().await;
+    let refused = [
+        ("no iss", jwt(json!({ "iss": null }))),
+        ("no aud", jwt(json!({ "aud": null }))),
+        ("neither", jwt(json!({ "iss": null, "aud": null }))),
+        (
+            "both wrong",
+            jwt(json!({ "iss": "https://evil.example", "aud": "another-api" })),
+        ),
+    ];
+    for (case, token) in refused {
+        let (status, body) = call(&app, MUTATION, bearer(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
+        assert_eq!(code(&body["errors"][0]), "UNAUTHENTICATED", "{case}");
+    }
+    assert_eq!(total(&app).await, 0, "no refused token may write");
+    let (status, body) = call(&app, MUTATION, bearer(&jwt(json!({})))).await;
+    assert_eq!(status, StatusCode::OK, "both right: {body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(total(&app).await, 1);
+}
+
+#[tokio::test]
+async fn jwt_times_allow_thirty_seconds_of_clock_skew() {
+    let app = secured().await;
+    let t0 = at(common::T0).timestamp();
+    // Signed by a clock 30 s ahead of ours: valid from our T0 - 30 s is accepted.
+    let early = jwt(json!({ "nbf": t0 + 30 }));
+    assert_eq!(call(&app, QUERY, bearer(&early)).await.0, StatusCode::OK);
+    let too_early = jwt(json!({ "nbf": t0 + 31 }));
+    assert_eq!(
+        call(&app, QUERY, bearer(&too_early)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let token = jwt(json!({ "exp": t0 + 60 }));
+    app.clock.advance(TimeDelta::seconds(60 + 29));
+    assert_eq!(
+        call(&app, QUERY, bearer(&token)).await.0,
+        StatusCode::OK,
+        "exp + 29 s"
+    );
+    app.clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        call(&app, QUERY, bearer(&token)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "exp + 30 s"
     );
 }
 

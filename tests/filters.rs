@@ -112,6 +112,49 @@ async fn phone_prefix_filter() {
     );
 }
 
+/// Every prefix of every stored number finds exactly the numbers starting with it, whatever its
+/// last digit, and the `PHONE_NUMBER` order is byte order. The range for `+569` ends at `+56:`,
+/// which a linguistic collation (ICU `en-US`, glibc `en_US.UTF-8`) sorts before the digits:
+/// before the phone column had byte-order collation, PostgreSQL found nothing there.
+#[tokio::test]
+async fn every_prefix_finds_the_numbers_starting_with_it() {
+    let app = seeded().await;
+    let all = phones(&app, json!({})).await;
+    let mut bytewise = all.clone();
+    bytewise.sort();
+    assert_eq!(all, bytewise, "PHONE_NUMBER order is byte order");
+    for phone in &all {
+        for end in 2..=phone.len() {
+            let prefix = &phone[..end];
+            let expected: Vec<&String> = all.iter().filter(|p| p.starts_with(prefix)).collect();
+            let found = phones(&app, json!({ "phoneNumberPrefix": prefix })).await;
+            assert_eq!(
+                found.iter().collect::<Vec<_>>(),
+                expected,
+                "prefix {prefix}"
+            );
+        }
+    }
+}
+
+/// The migration that gave the phone column byte-order collation keeps the stored contacts,
+/// and rolls back and applies again cleanly.
+#[tokio::test]
+async fn collation_migration_keeps_stored_contacts() {
+    use migration::MigratorTrait;
+    let app = seeded().await;
+    let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    db.close().await.unwrap();
+    // Another instance on the same database applies it again at start-up.
+    let again = app.second_instance().await;
+    assert_eq!(phones(&again, json!({})).await.len(), 5);
+    assert_eq!(
+        phones(&again, json!({ "phoneNumberPrefix": "+569" })).await,
+        ["+56911111111", "+56922222222"]
+    );
+}
+
 #[tokio::test]
 async fn metadata_filter_needs_every_pair() {
     let app = seeded().await;

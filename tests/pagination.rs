@@ -14,9 +14,10 @@ const FIELDS: [&str; 4] = [
     "LAST_WHATSAPP_MESSAGE_AT",
     "PHONE_NUMBER",
 ];
-const PAGE: &str =
-    "query($first: Int, $after: String, $last: Int, $before: String, $order: ContactOrder) {
-    contacts(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
+const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String,
+      $order: ContactOrder, $filter: ContactFilter) {
+    contacts(first: $first, after: $after, last: $last, before: $before, orderBy: $order,
+      filter: $filter) {
       edges { cursor node { id } }
       nodes { id phoneNumber createdAt updatedAt lastWhatsappMessageAt }
       pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
@@ -174,6 +175,57 @@ async fn backward_walk_visits_every_contact_once_in_every_order() {
                 "{order}"
             );
         }
+    }
+}
+
+/// Pages in `PHONE_NUMBER` order under a prefix filter ending in 9: the range's upper bound
+/// (`+56:`), the ORDER BY and the cursor seeks must all compare in the same (byte) order, also
+/// on a PostgreSQL cluster whose default collation is linguistic.
+#[tokio::test]
+async fn phone_order_pages_through_a_prefix_filter_both_ways() {
+    let app = seeded().await;
+    for phone in [
+        "+14155550101",
+        "+442071838750",
+        "+5491123456789",
+        "+56221234567",
+    ] {
+        app.create(json!({ "phoneNumber": phone })).await;
+    }
+    let all = all_contacts(&app).await;
+    let chilean: Vec<Value> = all
+        .iter()
+        .filter(|c| c["phoneNumber"].as_str().unwrap().starts_with("+569"))
+        .cloned()
+        .collect();
+    assert_eq!(chilean.len(), 23);
+    let filter = json!({ "phoneNumberPrefix": "+569" });
+    for direction in ["ASC", "DESC"] {
+        let order = json!({ "field": "PHONE_NUMBER", "direction": direction });
+        let expected = expected_order(&chilean, "PHONE_NUMBER", direction);
+        let (mut forward, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let vars = json!({ "first": 5, "after": after, "order": order, "filter": filter });
+            let conn = page(&app, vars).await;
+            assert_eq!(conn["totalCount"], 23, "{order}");
+            forward.extend(ids(&conn));
+            if conn["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(forward, expected, "forward {order}");
+        let (mut backward, mut before) = (Vec::new(), Value::Null);
+        loop {
+            let vars = json!({ "last": 5, "before": before, "order": order, "filter": filter });
+            let conn = page(&app, vars).await;
+            backward.splice(0..0, ids(&conn));
+            if conn["pageInfo"]["hasPreviousPage"] == false {
+                break;
+            }
+            before = conn["pageInfo"]["startCursor"].clone();
+        }
+        assert_eq!(backward, expected, "backward {order}");
     }
 }
 

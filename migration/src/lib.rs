@@ -3,12 +3,16 @@
 pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m20261125_000001_create_contacts;
+mod m20261126_000001_collate_contacts;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_contacts::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_contacts::Migration),
+            Box::new(m20261126_000001_collate_contacts::Migration),
+        ]
     }
 }

@@ -98,7 +98,10 @@ impl ContactFilter {
             cond = cond.add(Expr::col(Column::CountryCode).is_in(codes.iter().cloned()));
         }
         if let Some(prefix) = &self.phone_number_prefix {
-            // A range rather than LIKE, so the unique index serves it on both backends.
+            // A range rather than LIKE, so the unique index serves it on both backends. The
+            // bound is in byte order, which is how the column compares on both: SQLite's BINARY,
+            // and on PostgreSQL the column's own `COLLATE "C"` (a linguistic default collation
+            // sorts `:` before the digits, and the range for `+569` would be empty).
             cond = cond.add(Expr::col(Column::PhoneNumber).gte(prefix.clone()));
             cond = cond.add(Expr::col(Column::PhoneNumber).lt(prefix_upper_bound(prefix)));
         }
@@ -121,7 +124,8 @@ impl ContactFilter {
     }
 }
 
-/// The smallest string above every string starting with `prefix` (`+569` → `+56:`).
+/// The smallest string above every string starting with `prefix` (`+569` → `+56:`), in byte
+/// order.
 fn prefix_upper_bound(prefix: &str) -> String {
     let mut bytes = prefix.as_bytes().to_vec();
     if let Some(last) = bytes.last_mut() {

@@ -15,6 +15,8 @@ pub enum OrderField {
     CreatedAt,
     UpdatedAt,
     LastWhatsappMessageAt,
+    /// Byte order on both backends (on PostgreSQL the column's own collation is `"C"`), so the
+    /// ORDER BY, the cursor seeks and the prefix range agree whatever the database's default.
     PhoneNumber,
 }
 
