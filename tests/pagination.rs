@@ -399,3 +399,33 @@ async fn total_count_ignores_pagination_and_follows_the_filter() {
     // i % 4 == 1 are the 08:00 messages: i = 1, 5, 9, 13, 17, 21.
     assert_eq!(data["never"]["totalCount"], 6);
 }
+
+#[tokio::test]
+async fn forged_cursors_with_values_never_written_are_bad_user_input() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let app = TestApp::start().await;
+    app.create(json!({ "phoneNumber": "+56912345678" })).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let forged = [
+        ("PHONE_NUMBER", json!("+569\u{0}"), "PHONE_NUMBER"),
+        (
+            "CREATED_AT",
+            json!("0001-01-01T00:00:00+01:00"),
+            "CREATED_AT",
+        ),
+    ];
+    for (field, value, order) in forged {
+        let cursor = URL_SAFE_NO_PAD.encode(json!([field, value, id]).to_string());
+        let query = "query($after: String, $order: ContactOrderField!) { \
+            contacts(first: 5, after: $after, orderBy: { field: $order, direction: ASC }) { totalCount } }";
+        let (status, body) = app
+            .post(query, json!({ "after": cursor, "order": order }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            code(&body["errors"][0]),
+            "BAD_USER_INPUT",
+            "{field}: {body}"
+        );
+    }
+}

@@ -45,20 +45,35 @@ impl Cursor {
                 ),
             ));
         }
+        // Only values this service could have written: a cursor is client input, and what the
+        // database is handed must compare the same on both backends (no NUL, no year 10000).
         let value = match (field, parts.1) {
             (OrderField::LastWhatsappMessageAt, Value::Null) => SortValue::Null,
-            (OrderField::PhoneNumber, Value::String(text)) => SortValue::Text(text),
+            (OrderField::PhoneNumber, Value::String(text)) if is_e164(&text) => {
+                SortValue::Text(text)
+            }
             (OrderField::PhoneNumber, _) => return Err(invalid()),
-            (_, Value::String(text)) => SortValue::Time(
-                DateTime::parse_from_rfc3339(&text)
+            (_, Value::String(text)) => {
+                let at = DateTime::parse_from_rfc3339(&text)
                     .map_err(|_| invalid())?
-                    .with_timezone(&Utc),
-            ),
+                    .with_timezone(&Utc);
+                if !(1..=9999).contains(&chrono::Datelike::year(&at)) {
+                    return Err(invalid());
+                }
+                SortValue::Time(at)
+            }
             _ => return Err(invalid()),
         };
         let id = Uuid::parse_str(&parts.2).map_err(|_| invalid())?;
         Ok(Self { field, value, id })
     }
+}
+
+/// `+` and 1 to 15 digits: the shape of every stored phone number.
+fn is_e164(text: &str) -> bool {
+    text.strip_prefix('+').is_some_and(|digits| {
+        (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 #[cfg(test)]
@@ -108,5 +123,26 @@ mod tests {
         assert!(Cursor::decode(&cursor.encode(), OrderField::CreatedAt, "after").is_err());
         let null_time = sample(OrderField::CreatedAt, SortValue::Null);
         assert!(Cursor::decode(&null_time.encode(), OrderField::CreatedAt, "after").is_err());
+    }
+
+    #[test]
+    fn refuses_values_this_service_never_writes() {
+        let id = Uuid::now_v7();
+        for value in [
+            json!("+569\u{0}"),
+            json!("569"),
+            json!("+5691234567890123"),
+            json!(1),
+        ] {
+            let raw =
+                URL_SAFE_NO_PAD.encode(json!(["PHONE_NUMBER", value, id.to_string()]).to_string());
+            assert!(
+                Cursor::decode(&raw, OrderField::PhoneNumber, "after").is_err(),
+                "{value}"
+            );
+        }
+        let early = json!(["CREATED_AT", "0001-01-01T00:00:00+01:00", id.to_string()]);
+        let raw = URL_SAFE_NO_PAD.encode(early.to_string());
+        assert!(Cursor::decode(&raw, OrderField::CreatedAt, "after").is_err());
     }
 }
