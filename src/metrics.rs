@@ -1,5 +1,5 @@
-//! Prometheus metrics: GraphQL requests and latency by operation type and outcome, and
-//! database pool occupancy.
+//! Prometheus metrics: GraphQL requests and latency by operation type and outcome, database
+//! pool occupancy, and rows read for subscription events.
 
 use std::{sync::Mutex, time::Duration};
 
@@ -124,6 +124,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Also exposes `reads` (the service's [`event_row_reads`]) as
+    /// `contact_event_row_reads_total`.
+    ///
+    /// [`event_row_reads`]: crate::contacts::ContactService::event_row_reads
+    pub fn with_event_row_reads(mut self, reads: Counter) -> Self {
+        self.registry.register(
+            "contact_event_row_reads",
+            "Contact rows read to deliver change events to subscribers",
+            reads,
+        );
+        self
+    }
+
     /// The text exposition, with pool gauges read now.
     pub fn render(&self, pools: &[PoolStats]) -> String {
         let _guard = self
@@ -178,5 +191,14 @@ mod tests {
             text.contains("db_pool_connections{role=\"write\",state=\"idle\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_event_row_reads() {
+        let reads = Counter::default();
+        let metrics = Metrics::default().with_event_row_reads(reads.clone());
+        reads.inc_by(3);
+        let text = metrics.render(&[]);
+        assert!(text.contains("contact_event_row_reads_total 3"), "{text}");
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use common::{TestApp, at, next_event, subscribe};
+use contacts_server::{contacts::ContactService, http::AppState};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -249,4 +250,127 @@ async fn events_cross_instances_on_postgres() {
             break;
         }
     }
+}
+
+type Subscription = graphql_ws_client::Subscription<common::Operation>;
+
+/// `count` subscriptions to `query` sharing one WebSocket.
+async fn subscribe_many(app: &TestApp, query: &str, count: usize) -> Vec<Subscription> {
+    let socket = common::websocket(app, "graphql-transport-ws").await;
+    // Room for the priming events that wait while other subscriptions are primed.
+    let (client, actor) = graphql_ws_client::Client::build(socket)
+        .subscription_buffer_size(256)
+        .build()
+        .await
+        .expect("connection");
+    tokio::spawn(std::future::IntoFuture::into_future(actor));
+    let mut subscriptions = Vec::new();
+    for _ in 0..count {
+        let operation = common::Operation::new(query, json!({}));
+        subscriptions.push(client.subscribe(operation).await.expect("subscribe"));
+    }
+    subscriptions
+}
+
+/// [`prime`] for many subscriptions: writes until each has reported a change.
+async fn prime_all(app: &TestApp, subscriptions: &mut [Subscription], sentinel: &Value) {
+    let mut waiting: Vec<&mut Subscription> = subscriptions.iter_mut().collect();
+    for attempt in 0..100 {
+        app.data(
+            PATCH,
+            json!({ "id": sentinel, "set": { "n": attempt.to_string() } }),
+        )
+        .await;
+        let mut still = Vec::new();
+        // One wait shared by all: a write that came too early costs 100 ms, not 100 ms each.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        for subscription in waiting {
+            match tokio::time::timeout_at(deadline, subscription.next()).await {
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("subscription failed while priming: {other:?}"),
+                Err(_) => still.push(subscription),
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        waiting.is_empty(),
+        "{} subscriptions never reported a change",
+        waiting.len()
+    );
+    // One last write seen by all: every instance has delivered the priming writes before it.
+    let last = json!({ "n": "last" });
+    app.data(PATCH, json!({ "id": sentinel, "set": last }))
+        .await;
+    for subscription in subscriptions {
+        while next_about(subscription, sentinel).await["contact"]["metadata"] != last {}
+    }
+}
+
+/// A fresh app, and its service for the counters tests read.
+async fn app_and_service(first: Option<&TestApp>) -> (TestApp, ContactService) {
+    let mut service = None;
+    let capture = |state: AppState| {
+        service = Some(state.service.clone());
+        state
+    };
+    let app = match first {
+        Some(first) => first.second_instance_configured(capture).await,
+        None => TestApp::start_configured(capture).await,
+    };
+    (app, service.expect("the app's service"))
+}
+
+/// The finding: each subscriber read the changed row itself (50 subscribers, 50 reads). The
+/// instance's fan-out reads it once and hands it to all of them.
+#[tokio::test]
+async fn one_write_reaches_fifty_subscribers_with_one_row_read() {
+    let (app, service) = app_and_service(None).await;
+    let sentinel = app.create(json!({ "phoneNumber": "+14155550100" })).await["id"].clone();
+    let mut subscribers = Vec::new();
+    for _ in 0..5 {
+        subscribers.extend(subscribe_many(&app, EVENTS, 10).await);
+    }
+    prime_all(&app, &mut subscribers, &sentinel).await;
+
+    let reads = service.event_row_reads().get();
+    let created = app.create(json!({ "phoneNumber": "+56912345678" })).await;
+    for subscriber in &mut subscribers {
+        let event = next_about(subscriber, &created["id"]).await;
+        assert_eq!(event["contact"]["phoneNumber"], "+56912345678");
+    }
+    assert_eq!(service.event_row_reads().get() - reads, 1);
+}
+
+/// Across instances each one reads the row once for all its own subscribers.
+#[tokio::test]
+async fn each_instance_reads_a_changed_row_once_on_postgres() {
+    if !common::on_postgres() {
+        eprintln!("single-instance backend: cross-instance events are PostgreSQL's");
+        return;
+    }
+    let (a, service_a) = app_and_service(None).await;
+    let (b, service_b) = app_and_service(Some(&a)).await;
+    let sentinel = a.create(json!({ "phoneNumber": "+14155550100" })).await["id"].clone();
+    let mut subscribers = subscribe_many(&a, EVENTS, 10).await;
+    subscribers.extend(subscribe_many(&b, EVENTS, 10).await);
+    prime_all(&a, &mut subscribers, &sentinel).await;
+
+    let reads = [
+        service_a.event_row_reads().get(),
+        service_b.event_row_reads().get(),
+    ];
+    let created = b.create(json!({ "phoneNumber": "+56912345678" })).await;
+    for subscriber in &mut subscribers {
+        let event = next_about(subscriber, &created["id"]).await;
+        assert_eq!(event["contact"]["phoneNumber"], "+56912345678");
+    }
+    let after = [
+        service_a.event_row_reads().get(),
+        service_b.event_row_reads().get(),
+    ];
+    assert_eq!([after[0] - reads[0], after[1] - reads[1]], [1, 1]);
 }

@@ -3,6 +3,7 @@
 pub mod bulk;
 pub mod clock;
 pub mod cursor;
+mod fanout;
 pub mod filter;
 pub mod import;
 pub mod input;

@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
-use super::clock::Clock;
+use super::{
+    clock::Clock,
+    fanout::{Fanout, Subscription},
+};
 use crate::{
     db::Db,
     error::AppResult,
@@ -19,11 +23,18 @@ pub struct ContactService {
     pub(super) db: Db,
     clock: Arc<dyn Clock>,
     events: EventBus,
+    /// Subscribers' one reader of changed rows (see `fanout`).
+    fanout: Arc<Fanout>,
 }
 
 impl ContactService {
     pub fn new(db: Db, clock: Arc<dyn Clock>, events: EventBus) -> Self {
-        Self { db, clock, events }
+        Self {
+            db,
+            clock,
+            events,
+            fanout: Arc::default(),
+        }
     }
 
     /// "Now", from the injected clock.
@@ -42,6 +53,17 @@ impl ContactService {
     /// The injected clock, for code that waits for an instant.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Rows read to deliver change events to subscribers: once per change however many
+    /// subscribers show it, plus a subscriber's own re-read after events were missed.
+    pub fn event_row_reads(&self) -> &Counter {
+        self.fanout.reads()
+    }
+
+    /// Changes from now on, each with its row read once for all subscribers.
+    pub(super) fn subscribe_changes(&self, only: Option<Uuid>) -> Subscription {
+        self.fanout.subscribe(&self.events, &self.db, only)
     }
 
     /// Opens a write transaction.

@@ -4,13 +4,16 @@
 use chrono::{DateTime, Utc};
 use entity::contact::Model;
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::{service::ContactService, window};
+use super::{
+    fanout::{Fanned, Subscription},
+    service::ContactService,
+    window,
+};
 use crate::{
     error::{AppError, AppResult},
-    events::{BusMessage, ChangeKind, ContactChange},
+    events::ContactChange,
 };
 
 /// Whether a contact may be messaged freely, and until when.
@@ -35,34 +38,39 @@ impl WindowState {
 /// A committed change with the row as it is now (`None` once deleted).
 pub type ChangeWithRow = (ContactChange, Option<Model>);
 
+/// What changes a watched window next.
+enum Next {
+    /// Time passed, or another contact changed: recompute.
+    Tick,
+    /// The contact's row as it is now.
+    Row(AppResult<Option<Model>>),
+    Closed,
+}
+
 impl ContactService {
     /// Changes to one contact (`Some(id)`) or to all, as they commit. A subscriber that falls
-    /// so far behind that events were dropped gets an error and the stream ends.
+    /// so far behind that events were dropped gets an error and the stream ends. Rows come
+    /// from the service's fan-out: read once per change, not once per subscriber.
     pub fn watch_changes(
         &self,
         only: Option<Uuid>,
     ) -> impl Stream<Item = AppResult<ChangeWithRow>> + Send + use<> {
-        let service = self.clone();
-        let mut bus = self.events().subscribe();
+        let mut feed = self.subscribe_changes(only);
         async_stream::stream! {
             loop {
-                let change = match bus.recv().await {
-                    Ok(BusMessage::Change(change)) => change,
-                    Ok(BusMessage::Resync) => continue,
-                    Err(RecvError::Lagged(missed)) => {
+                let delivered = match feed.recv().await {
+                    Some(Fanned::Change(delivered)) => delivered,
+                    Some(Fanned::Resync) => continue,
+                    Some(Fanned::Lagged(missed)) => {
                         yield Err(AppError::Lagged(missed));
                         return;
                     }
-                    Err(RecvError::Closed) => return,
+                    None => return,
                 };
-                if only.is_some_and(|id| id != change.contact_id) {
+                if only.is_some_and(|id| id != delivered.change.contact_id) {
                     continue;
                 }
-                let row = match change.kind {
-                    ChangeKind::Deleted => Ok(None),
-                    _ => service.get(change.contact_id).await,
-                };
-                yield row.map(|row| (change, row));
+                yield delivered.row().map(|row| (delivered.change.clone(), row));
             }
         }
     }
@@ -76,7 +84,7 @@ impl ContactService {
     ) -> impl Stream<Item = AppResult<WindowState>> + Send + use<> {
         let service = self.clone();
         // Subscribed before the first read, so no change slips between the two.
-        let mut bus = self.events().subscribe();
+        let mut feed = self.subscribe_changes(Some(id));
         async_stream::stream! {
             let mut row = match service.get(id).await {
                 Ok(Some(row)) => Some(row),
@@ -97,22 +105,14 @@ impl ContactService {
                     yield Ok(state.clone());
                 }
                 let expiry = state.expires_at.filter(|_| state.open);
-                tokio::select! {
-                    () = wake_at(&service, expiry) => continue,
-                    message = bus.recv() => {
-                        let reread = match message {
-                            Ok(BusMessage::Change(change)) => change.contact_id == id,
-                            // Missed events are recovered by reading the row again.
-                            Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => true,
-                            Err(RecvError::Closed) => return,
-                        };
-                        if reread {
-                            match service.get(id).await {
-                                Ok(found) => row = found,
-                                Err(err) => yield Err(err),
-                            }
-                        }
-                    }
+                let read = match next_change(&service, &mut feed, id, expiry).await {
+                    Next::Tick => continue,
+                    Next::Row(read) => read,
+                    Next::Closed => return,
+                };
+                match read {
+                    Ok(found) => row = found,
+                    Err(err) => yield Err(err),
                 }
             }
             let closed = WindowState::of(id, None, service.now());
@@ -120,6 +120,30 @@ impl ContactService {
                 yield Ok(closed);
             }
         }
+    }
+}
+
+/// Waits for the window's expiry or for news about contact `id`.
+async fn next_change(
+    service: &ContactService,
+    feed: &mut Subscription,
+    id: Uuid,
+    expiry: Option<DateTime<Utc>>,
+) -> Next {
+    tokio::select! {
+        () = wake_at(service, expiry) => Next::Tick,
+        message = feed.recv() => match message {
+            Some(Fanned::Change(delivered)) if delivered.change.contact_id == id => {
+                Next::Row(delivered.row())
+            }
+            Some(Fanned::Change(_)) => Next::Tick,
+            // Missed events are recovered by reading the row again.
+            Some(Fanned::Resync | Fanned::Lagged(_)) => {
+                service.event_row_reads().inc();
+                Next::Row(service.get(id).await)
+            }
+            None => Next::Closed,
+        },
     }
 }
 
@@ -141,8 +165,16 @@ mod tests {
     use crate::{
         contacts::clock::SystemClock,
         db::{Db, DbOptions},
-        events::EventBus,
+        events::{BusMessage, ChangeKind, EventBus},
     };
+
+    fn change(contact_id: Uuid) -> BusMessage {
+        BusMessage::Change(ContactChange {
+            kind: ChangeKind::Updated,
+            contact_id,
+            at: Utc::now(),
+        })
+    }
 
     async fn service() -> ContactService {
         let options = DbOptions {
@@ -178,5 +210,35 @@ mod tests {
             slow.next().await.is_none(),
             "the stream must end after the lag error"
         );
+    }
+
+    #[tokio::test]
+    async fn rows_nobody_watches_are_not_read_and_watched_ones_once() {
+        let service = service().await;
+        let (watched, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut first = Box::pin(service.watch_changes(Some(watched)));
+        let mut second = Box::pin(service.watch_changes(Some(watched)));
+        service.events().publish(change(other));
+        service.events().publish(change(watched));
+        for stream in [&mut first, &mut second] {
+            let (change, row) = stream.next().await.unwrap().unwrap();
+            assert_eq!((change.contact_id, row), (watched, None));
+        }
+        assert_eq!(service.event_row_reads().get(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_reader_stops_with_the_service_even_while_the_bus_lives_on() {
+        let service = service().await;
+        let mut feed = service.subscribe_changes(None);
+        // As on PostgreSQL, where the LISTEN task keeps the bus open for the process.
+        let bus = service.events().clone();
+        drop(service);
+        let ended = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await;
+        assert!(
+            matches!(ended, Ok(None)),
+            "the reader task outlived its service"
+        );
+        drop(bus);
     }
 }

@@ -92,6 +92,24 @@ impl TestApp {
         }
     }
 
+    /// [`Self::second_instance`] whose state `configure` adjusts.
+    pub async fn second_instance_configured(
+        &self,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = self.clock.clone();
+        let timeout = Duration::from_secs(30);
+        let addr = serve_configured(&self.database_url, clock.clone(), timeout, configure).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            _dir: dir,
+        }
+    }
+
     /// A fresh app that requires the credentials `auth` accepts.
     pub async fn start_with_auth(auth: Authenticator) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
