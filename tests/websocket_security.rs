@@ -484,6 +484,10 @@ async fn schema_and_metrics_need_credentials_and_the_schema_follows_introspectio
             .await
             .unwrap();
         assert_eq!(with_key.status(), StatusCode::OK, "{path}");
+        if path == "/metrics" {
+            let text = with_key.text().await.unwrap();
+            assert!(text.contains("contact_event_row_reads_total"), "{text}");
+        }
     }
     let closed = TestApp::start_configured(|state| {
         state.with_limits(Limits {

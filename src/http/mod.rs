@@ -56,7 +56,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(service: ContactService, limits: Limits) -> Self {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Metrics::default().with_event_row_reads(service.event_row_reads().clone());
+        let metrics = Arc::new(metrics);
         let rate_limit = Arc::new(RateLimit::new(0, 0));
         Self {
             schema: build_schema(
