@@ -29,7 +29,7 @@ pub struct RequestNow(pub DateTime<Utc>);
 pub fn schema_builder(limits: &Limits) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .extension(codes::ErrorCodes)
-        .extension(limits::LimitsExtension(*limits))
+        .extension(limits::LimitsExtension::new(*limits))
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives);
     if !limits.introspection {
