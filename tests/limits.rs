@@ -288,14 +288,21 @@ async fn only_valid_documents_are_cached_and_the_cache_stays_within_its_bytes() 
         .extension(extension)
         .finish();
     let refused = [
-        "{ nope }",
-        "{ __typename",
-        "{ a { b { c { d { e { f { g } } } } } } }",
-        "{ __typename ...F } fragment F on Query { __typename ...F }",
+        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ __typename", "GRAPHQL_PARSE_FAILED"),
+        (
+            "{ a { b { c { d { e { f { g } } } } } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "{ __typename ...F } fragment F on Query { __typename ...F }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
     ];
-    for query in refused {
+    for (query, expected) in refused {
         let response = schema.execute(query).await;
-        assert!(!response.errors.is_empty(), "{query}");
+        let errors = serde_json::to_value(&response.errors).unwrap();
+        assert_eq!(code(&errors[0]), expected, "{query}: {errors}");
     }
     assert_eq!(cache.len(), 0, "refused documents are not kept");
     let response = schema.execute("{ __typename }").await;
