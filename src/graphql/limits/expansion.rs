@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use async_graphql::{
     Positioned, ServerResult,
-    parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, Field, FragmentDefinition, Selection, SelectionSet},
 };
 
 use super::{Limits, too_big};
@@ -53,24 +53,7 @@ impl<'a> Measurer<'a> {
             measure.selections = measure.selections.saturating_add(1);
             match &item.node {
                 Selection::Field(field) => {
-                    let field = &field.node;
-                    let below = self.selection_set(&field.selection_set.node);
-                    let mut own = Measure {
-                        selections: below.selections,
-                        aliases: below.aliases.saturating_add(field.alias.is_some().into()),
-                        top_fields: 1,
-                        ..Measure::default()
-                    };
-                    let name = field.name.node.as_str();
-                    if name == "__schema" || name == "__type" {
-                        let deepest = below.plain_depth.max(below.introspection_depth);
-                        own.introspection_depth = deepest + 1;
-                    } else {
-                        own.plain_depth = below.plain_depth + 1;
-                        if below.introspection_depth > 0 {
-                            own.introspection_depth = below.introspection_depth + 1;
-                        }
-                    }
+                    let own = self.field(&field.node);
                     measure.add(&own);
                 }
                 Selection::InlineFragment(inline) => {
@@ -88,6 +71,28 @@ impl<'a> Measurer<'a> {
         }
         measure
     }
+
+    /// A field and what it selects, the field itself at level 1.
+    fn field(&mut self, field: &'a Field) -> Measure {
+        let below = self.selection_set(&field.selection_set.node);
+        let mut own = Measure {
+            selections: below.selections,
+            aliases: below.aliases.saturating_add(field.alias.is_some().into()),
+            top_fields: 1,
+            ..Measure::default()
+        };
+        let name = field.name.node.as_str();
+        if name == "__schema" || name == "__type" {
+            let deepest = below.plain_depth.max(below.introspection_depth);
+            own.introspection_depth = deepest + 1;
+        } else {
+            own.plain_depth = below.plain_depth + 1;
+            if below.introspection_depth > 0 {
+                own.introspection_depth = below.introspection_depth + 1;
+            }
+        }
+        own
+    }
 }
 
 /// Names of the fragments spread anywhere in `set` (repeats included).
@@ -103,28 +108,48 @@ fn spreads<'a>(set: &'a SelectionSet, found: &mut Vec<&'a str>) {
     }
 }
 
-/// Every fragment's measure, each computed once (Kahn's algorithm); a cycle is refused.
-fn measure_fragments<'a>(doc: &'a ExecutableDocument) -> ServerResult<Measurer<'a>> {
-    let definitions: HashMap<&str, &Positioned<FragmentDefinition>> = doc
-        .fragments
-        .iter()
-        .map(|(name, fragment)| (name.as_str(), fragment))
-        .collect();
-    let mut waiting_on: HashMap<&str, usize> = HashMap::new();
-    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut visited = 0;
-    for (&name, fragment) in &definitions {
+type Definitions<'a> = HashMap<&'a str, &'a Positioned<FragmentDefinition>>;
+
+/// The fragment graph: for each fragment, how many distinct defined fragments it spreads, and
+/// which fragments spread it; also the spreads looked at.
+struct Graph<'a> {
+    waiting_on: HashMap<&'a str, usize>,
+    dependents: HashMap<&'a str, Vec<&'a str>>,
+    visited: u64,
+}
+
+fn graph<'a>(definitions: &Definitions<'a>) -> Graph<'a> {
+    let mut graph = Graph {
+        waiting_on: HashMap::with_capacity(definitions.len()),
+        dependents: HashMap::new(),
+        visited: 0,
+    };
+    for (&name, fragment) in definitions {
         let mut used = Vec::new();
         spreads(&fragment.node.selection_set.node, &mut used);
-        visited += used.len() as u64;
+        graph.visited += used.len() as u64;
         used.sort_unstable();
         used.dedup();
         used.retain(|used| definitions.contains_key(used));
-        waiting_on.insert(name, used.len());
+        graph.waiting_on.insert(name, used.len());
         for used in used {
-            dependents.entry(used).or_default().push(name);
+            graph.dependents.entry(used).or_default().push(name);
         }
     }
+    graph
+}
+
+/// Every fragment's measure, each computed once, after those it spreads (Kahn's algorithm).
+/// Fragments left over are in, or lead to, a cycle: refused.
+fn measure_fragments(doc: &ExecutableDocument) -> ServerResult<Measurer<'_>> {
+    let definitions: Definitions = (doc.fragments.iter())
+        .map(|(name, fragment)| (name.as_str(), fragment))
+        .collect();
+    let Graph {
+        mut waiting_on,
+        dependents,
+        visited,
+    } = graph(&definitions);
     let mut ready: VecDeque<&str> = (waiting_on.iter())
         .filter(|(_, waiting)| **waiting == 0)
         .map(|(name, _)| *name)
@@ -136,7 +161,7 @@ fn measure_fragments<'a>(doc: &'a ExecutableDocument) -> ServerResult<Measurer<'
     while let Some(name) = ready.pop_front() {
         let measure = measurer.selection_set(&definitions[name].node.selection_set.node);
         measurer.fragments.insert(name, measure);
-        for dependent in dependents.get(name).into_iter().flatten() {
+        for &dependent in dependents.get(name).into_iter().flatten() {
             if let Some(waiting) = waiting_on.get_mut(dependent) {
                 *waiting -= 1;
                 if *waiting == 0 {
@@ -145,15 +170,13 @@ fn measure_fragments<'a>(doc: &'a ExecutableDocument) -> ServerResult<Measurer<'
             }
         }
     }
-    let mut cyclic: Vec<&str> = (definitions.keys())
+    let cyclic = (definitions.keys())
         .filter(|name| !measurer.fragments.contains_key(*name))
-        .copied()
-        .collect();
-    cyclic.sort_unstable();
-    match cyclic.first() {
+        .min();
+    match cyclic {
         None => Ok(measurer),
         Some(name) => Err(too_big(format!(
-            "fragment \"{name}\" spreads itself, directly or through other fragments"
+            "fragment \"{name}\" leads to a cycle of fragment spreads"
         ))),
     }
 }
@@ -309,7 +332,7 @@ mod tests {
     fn fragment_cycles_are_refused() {
         let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { x { ...A } }";
         let err = check(cycle).unwrap_err();
-        assert!(err.message.contains("spreads itself"), "{err:?}");
+        assert!(err.message.contains("cycle of fragment spreads"), "{err:?}");
         assert!(check("{ ...A } fragment A on Query { a ...A }").is_err());
         // Spreading an unknown fragment is validation's to report.
         assert!(check("{ ...Missing }").is_ok());
