@@ -1,7 +1,9 @@
 //! The document's lexical tokens, split exactly as async-graphql's parser (its pest grammar)
 //! splits them, so the token limit can be applied before parsing and cannot be dodged by text
 //! the counter reads differently from the parser (a comment ended by a lone `\r`, an escaped
-//! `\"""` in a block string, `a...F` or `00` with no space between).
+//! `\"""` in a block string, `a...F` or `00` with no space between). Written here, not taken
+//! from a crate: async-graphql-parser keeps its grammar's rules private, and what must match
+//! is that grammar, not another GraphQL lexer's reading (`generated.rs` checks it does).
 
 use async_graphql::ServerResult;
 
