@@ -1,11 +1,25 @@
-//! Abusive documents are refused before they run, while ordinary operations and GraphiQL's
-//! own introspection still work.
+//! Abusive documents are refused before they run, over HTTP and WebSocket alike, while
+//! ordinary operations, fragments and GraphiQL's own introspection still work.
 
 mod common;
 
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    time::{Duration, Instant},
+};
+
+use async_graphql::Schema;
 use common::{TestApp, code};
+use contacts_server::graphql::{
+    Limits, MutationRoot, QueryRoot, SubscriptionRoot, codes,
+    documents::{self, CAPACITY_BYTES, MAX_CACHED_TEXT},
+    limits::{LimitsExtension, check_tokens},
+};
+use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 const GRAPHIQL_INTROSPECTION: &str = include_str!("fixtures/graphiql-introspection.graphql");
 
@@ -129,4 +143,265 @@ async fn graphiql_introspection_and_ordinary_operations_still_work() {
     let (status, body) = post_raw(&app, json!({ "query": ordinary })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// `{ ...F0 }` and `fragments` fragments on `on`, each spreading the next one twice: 1.6 KB
+/// for 40 fragments, 3 × 2^39 selections once spread.
+fn doubled_chain(operation: &str, on: &str, fragments: usize) -> String {
+    let mut doc = format!("{operation} {{ ...F0 }}");
+    for i in 0..fragments - 1 {
+        let next = i + 1;
+        doc += &format!(" fragment F{i} on {on} {{ ...F{next} ...F{next} }}");
+    }
+    doc + &format!(" fragment F{} on {on} {{ __typename }}", fragments - 1)
+}
+
+/// The bound on refusing the chains: 50 ms, or 250 ms in an unoptimised build.
+fn refusal_bound() -> Duration {
+    Duration::from_millis(if cfg!(debug_assertions) { 250 } else { 50 })
+}
+
+#[tokio::test]
+async fn doubled_fragment_chains_are_refused_in_milliseconds() {
+    let app = TestApp::start().await;
+    // Opens the connection, so only the refusal is timed.
+    let (status, _) = post_raw(&app, json!({ "query": "{ __typename }" })).await;
+    assert_eq!(status, StatusCode::OK);
+    for fragments in [23, 40] {
+        let doc = doubled_chain("query", "Query", fragments);
+        assert!(doc.len() < 2_000, "{}", doc.len());
+        let started = Instant::now();
+        let error = refused(&app, doc).await;
+        let took = started.elapsed();
+        println!("{fragments} doubled fragments refused over HTTP in {took:?}");
+        assert_eq!(code(&error), "GRAPHQL_VALIDATION_FAILED");
+        assert!(
+            error["message"].as_str().unwrap().contains("spread"),
+            "{error}"
+        );
+        assert!(
+            took < refusal_bound(),
+            "{fragments} fragments took {took:?}"
+        );
+    }
+}
+
+/// Subscribes to `query` on a new graphql-transport-ws socket: the first error, and the time
+/// from sending the subscription to receiving it. (One socket per document: the server writes
+/// without TCP_NODELAY, so a second exchange on a socket can wait for a delayed ACK.)
+async fn refused_over_websocket(app: &TestApp, query: String) -> (Value, Duration) {
+    let mut socket = common::websocket(app, "graphql-transport-ws").await;
+    let send = |value: Value| Message::Text(value.to_string().into());
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(send(init)).await.unwrap();
+    let mut started = Instant::now();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message in time");
+        let Message::Text(text) = message.expect("open socket").expect("message") else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        match message["type"].as_str() {
+            Some("connection_ack") => {
+                let payload = json!({ "query": query });
+                let subscribe = json!({ "id": "1", "type": "subscribe", "payload": payload });
+                started = Instant::now();
+                socket.send(send(subscribe)).await.unwrap();
+            }
+            Some("ping") => {}
+            Some("error") | Some("next") => {
+                let took = started.elapsed();
+                let payload = &message["payload"];
+                let error = payload.get(0).unwrap_or(&payload["errors"][0]);
+                return (error.clone(), took);
+            }
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn doubled_fragment_chains_are_refused_over_websocket() {
+    let app = TestApp::start().await;
+    for fragments in [23, 40] {
+        let doc = doubled_chain("subscription", "Subscription", fragments);
+        let (error, took) = refused_over_websocket(&app, doc).await;
+        println!("{fragments} doubled fragments refused over WebSocket in {took:?}");
+        assert_eq!(code(&error), "GRAPHQL_VALIDATION_FAILED", "{error}");
+        assert!(
+            took < refusal_bound(),
+            "{fragments} fragments took {took:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_comment_ended_by_a_carriage_return_hides_no_tokens() {
+    let app = TestApp::start().await;
+    // 1,501 tokens after the comment: the counter used to read them as part of it.
+    let fields = "total ".repeat(1_495);
+    let hidden = format!("# comment\r{{ contactStats {{ {fields} }} }}");
+    let error = refused(&app, hidden).await;
+    assert_eq!(code(&error), "GRAPHQL_VALIDATION_FAILED");
+    assert!(
+        error["message"].as_str().unwrap().contains("tokens"),
+        "{error}"
+    );
+    // The same comment before an ordinary document is fine.
+    let (status, body) =
+        post_raw(&app, json!({ "query": "# hi\r{ contactStats { total } }" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["contactStats"]["total"], 0);
+}
+
+#[tokio::test]
+async fn ordinary_fragments_still_work() {
+    let app = TestApp::start().await;
+    app.create(json!({ "phoneNumber": "+56912345678" })).await;
+    let query =
+        "query Page { ...Stats contacts(first: 10) { nodes { ...Row ... on Contact { id } } } }
+        fragment Stats on Query { contactStats { total } }
+        fragment Row on Contact { phoneNumber ...Country }
+        fragment Country on Contact { countryCode }";
+    let (status, body) = post_raw(&app, json!({ "query": query })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["contactStats"]["total"], 1);
+    let node = &body["data"]["contacts"]["nodes"][0];
+    assert_eq!(node["phoneNumber"], "+56912345678");
+    assert_eq!(node["countryCode"], "CL");
+    // Twice, so the second is served from the document cache.
+    let (status, again) = post_raw(&app, json!({ "query": query })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, body);
+}
+
+#[tokio::test]
+async fn only_valid_documents_are_cached_and_the_cache_stays_within_its_bytes() {
+    let extension = LimitsExtension::new(Limits::default());
+    let cache = extension.documents();
+    // The schema as `schema_builder` composes it, without data: `__type` needs none.
+    let schema = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .extension(codes::ErrorCodes)
+        .extension(extension)
+        .finish();
+    let refused = [
+        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+        ("{ __typename", "GRAPHQL_PARSE_FAILED"),
+        (
+            "{ a { b { c { d { e { f { g } } } } } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "{ __typename ...F } fragment F on Query { __typename ...F }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ];
+    for (query, expected) in refused {
+        let response = schema.execute(query).await;
+        let errors = serde_json::to_value(&response.errors).unwrap();
+        assert_eq!(code(&errors[0]), expected, "{query}: {errors}");
+    }
+    assert_eq!(cache.len(), 0, "refused documents are not kept");
+    let response = schema.execute("{ __typename }").await;
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
+    assert_eq!(cache.len(), 1);
+
+    // 1,000 distinct valid documents of 16 KiB and ~500 tokens each.
+    let names = "name ".repeat(495);
+    for i in 0..1_000 {
+        let head = format!("query Q{i} {{ __type(name: \"Query\") {{ {names} }} }} #");
+        let query = format!("{head}{}", "x".repeat(MAX_CACHED_TEXT - head.len()));
+        let response = schema.execute(query.as_str()).await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        assert!(cache.weight() <= CAPACITY_BYTES, "{}", cache.weight());
+    }
+    println!("{} documents cached, {} bytes", cache.len(), cache.weight());
+    assert!((50..1_000).contains(&cache.len()), "{}", cache.len());
+}
+
+/// Counts the bytes each thread holds, as an allocator would (16-byte granules, 16 bytes of
+/// bookkeeping each), to compare a parsed document's real size with the cache's estimate.
+struct Counting;
+
+thread_local! {
+    static HELD: Cell<isize> = const { Cell::new(0) };
+}
+
+fn cost(layout: Layout) -> isize {
+    (layout.size().next_multiple_of(16) + 16) as isize
+}
+
+// SAFETY: defers to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = HELD.try_with(|held| held.set(held.get() + cost(layout)));
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = HELD.try_with(|held| held.set(held.get() - cost(layout)));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The tree async-graphql's parser builds, in bytes, for documents at the token limit made of
+/// each kind of node, never exceeds the estimate the cache weighs it by.
+#[test]
+fn the_cache_estimate_bounds_what_a_parsed_document_holds() {
+    let n = 240;
+    let each = |part: &str| part.repeat(n);
+    let shapes = [
+        format!("{{ a {{ {} }} }}", each("f ")),
+        format!("{{ {} }}", each("a { b } ")),
+        format!("{}{}", "{ a ".repeat(60), "}".repeat(60)),
+        format!("{{ a(x: [{}]) }}", each("0 ")),
+        format!("{{ a(x: [{}]) }}", each("\"s\" ")),
+        format!("{{ a(x: [{}]) }}", each("\"\"\"s\"\"\" ")),
+        format!(
+            "{{ a(x: {{ {} }}) }}",
+            (0..n).map(|i| format!("k{i}: 0 ")).collect::<String>()
+        ),
+        format!(
+            "{{ a({}) }}",
+            (0..n).map(|i| format!("k{i}: $v ")).collect::<String>()
+        ),
+        format!("{{ a {} }}", each("@d ")),
+        format!("{{ a {} }}", each("@d(if: true) ")),
+        format!("{{ {} }} fragment F on Q {{ a }}", each("...F ")),
+        format!("{{ {} }}", each("... { a } ")),
+        format!(
+            "query ({}) {{ a }}",
+            (0..n)
+                .map(|i| format!("$v{i}: [Int!]! "))
+                .collect::<String>()
+        ),
+        (0..n).map(|i| format!("query Q{i} {{ a }} ")).collect(),
+        format!(
+            "{{ a }} {}",
+            (0..n)
+                .map(|i| format!("fragment F{i} on Q {{ a }} "))
+                .collect::<String>()
+        ),
+    ];
+    let mut worst = 0.0f64;
+    for query in &shapes {
+        let tokens = check_tokens(query, usize::MAX).unwrap();
+        let before = HELD.with(Cell::get);
+        let doc = async_graphql::parser::parse_query(query).expect(query);
+        let held = HELD.with(Cell::get) - before;
+        drop(doc);
+        // The cache also holds the text, as its key.
+        let held = held + cost(Layout::for_value(query.as_str()));
+        let estimate = documents::estimated_bytes(query, tokens);
+        worst = worst.max(held as f64 / estimate as f64);
+        println!("{tokens} tokens, {held} bytes held, {estimate} estimated: {query:.40}");
+        assert!(held as u64 <= estimate, "{held} > {estimate} for {query}");
+    }
+    println!("worst: {:.0}% of the estimate", worst * 100.0);
 }

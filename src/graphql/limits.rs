@@ -1,16 +1,31 @@
 //! Operation limits, checked before anything runs: document size in tokens, depth (with a
-//! separate allowance for introspection, so GraphiQL keeps working), aliases and root fields.
-//! Complexity and directives per field are async-graphql's own limits, set on the schema.
+//! separate allowance for introspection, so GraphiQL keeps working), aliases, root fields and
+//! size once fragments are spread. Complexity and directives per field are async-graphql's own
+//! limits, set on the schema. The checks run in the schema ([`LimitsExtension`]), so every
+//! transport (HTTP, both WebSocket protocols) passes them.
 
-use std::{collections::HashSet, sync::Arc};
+mod expansion;
+#[cfg(test)]
+mod generated;
+mod tokens;
+
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{
-    ServerError, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    Request, ServerError, ServerResult, ValidationResult,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+    },
 };
 
-use super::codes;
+pub use self::{
+    expansion::{Measure, check_document, measure},
+    tokens::{Tokens, check_tokens},
+};
+use super::{
+    codes,
+    documents::{DocumentCache, Fresh},
+};
 
 /// The limits; every one configurable. Defaults follow GraphQL Armor's spirit.
 #[derive(Debug, Clone, Copy)]
@@ -51,268 +66,69 @@ fn too_big(message: String) -> ServerError {
     )
 }
 
-/// Counts lexical tokens (names, numbers, strings, punctuators; comments and commas are
-/// free), stopping as soon as `max` is passed, so a huge document costs little to refuse.
-pub fn check_tokens(query: &str, max: usize) -> ServerResult<()> {
-    let bytes = query.as_bytes();
-    let (mut i, mut count) = (0, 0usize);
-    while i < bytes.len() {
-        let byte = bytes[i];
-        i += match byte {
-            b' ' | b'\t' | b'\n' | b'\r' | b',' => 1,
-            b'#' => bytes[i..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(bytes.len() - i),
-            b'"' => {
-                count += 1;
-                string_length(&bytes[i..])
-            }
-            b'.' if bytes[i..].starts_with(b"...") => {
-                count += 1;
-                3
-            }
-            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
-                count += 1;
-                bytes[i..]
-                    .iter()
-                    .position(|&b| {
-                        !(b.is_ascii_alphanumeric()
-                            || b == b'_'
-                            || b == b'.'
-                            || b == b'-'
-                            || b == b'+')
-                    })
-                    .unwrap_or(bytes.len() - i)
-            }
-            _ => {
-                count += 1;
-                1
-            }
-        };
-        if count > max {
-            return Err(too_big(format!("the document has more than {max} tokens")));
+/// Checks every request against the limits and hands async-graphql the parsed document, so
+/// nothing parses it again: on `prepare_request`, the document comes from the cache, or its
+/// tokens are counted, then it is parsed and measured (fragments spread in linear time); it is
+/// kept in the cache only once it has passed validation.
+pub struct LimitsExtension {
+    documents: DocumentCache,
+}
+
+impl LimitsExtension {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            documents: DocumentCache::new(limits),
         }
     }
-    Ok(())
-}
 
-/// Bytes of the string literal at the start of `rest` (block strings included).
-fn string_length(rest: &[u8]) -> usize {
-    if rest.starts_with(b"\"\"\"") {
-        let end = rest[3..].windows(3).position(|w| w == b"\"\"\"");
-        return end.map_or(rest.len(), |e| e + 6);
-    }
-    let mut i = 1;
-    while i < rest.len() {
-        match rest[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    rest.len()
-}
-
-struct Walk<'a> {
-    doc: &'a ExecutableDocument,
-    limits: &'a Limits,
-    aliases: usize,
-    /// Fragments being expanded, to stop cycles (validation reports them later).
-    expanding: HashSet<&'a str>,
-}
-
-impl<'a> Walk<'a> {
-    fn selection_set(
-        &mut self,
-        set: &'a SelectionSet,
-        depth: usize,
-        introspection: bool,
-    ) -> ServerResult<()> {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    if field.alias.is_some() {
-                        self.aliases += 1;
-                        if self.aliases > self.limits.max_aliases {
-                            return Err(too_big(format!(
-                                "more than {} aliases",
-                                self.limits.max_aliases
-                            )));
-                        }
-                    }
-                    let name = field.name.node.as_str();
-                    let inside = introspection || name == "__schema" || name == "__type";
-                    let limit = if inside {
-                        self.limits.max_introspection_depth
-                    } else {
-                        self.limits.max_depth
-                    };
-                    if depth > limit {
-                        return Err(too_big(format!(
-                            "the operation is deeper than {limit} levels"
-                        )));
-                    }
-                    self.selection_set(&field.selection_set.node, depth + 1, inside)?;
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.selection_set(&fragment.node.selection_set.node, depth, introspection)?
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    let Some(fragment) = self.doc.fragments.get(name) else {
-                        continue;
-                    };
-                    if self.expanding.insert(name) {
-                        self.selection_set(
-                            &fragment.node.selection_set.node,
-                            depth,
-                            introspection,
-                        )?;
-                        self.expanding.remove(name);
-                    }
-                }
-            }
-        }
-        Ok(())
+    /// The cache of validated documents this extension fills.
+    pub fn documents(&self) -> DocumentCache {
+        self.documents.clone()
     }
 }
-
-/// Fields selected at the root of `set`, through fragments.
-fn root_fields(doc: &ExecutableDocument, set: &SelectionSet, seen: &mut HashSet<String>) -> usize {
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(f) => root_fields(doc, &f.node.selection_set.node, seen),
-            Selection::FragmentSpread(s) => {
-                let name = s.node.fragment_name.node.to_string();
-                match doc.fragments.get(s.node.fragment_name.node.as_str()) {
-                    Some(f) if seen.insert(name) => {
-                        root_fields(doc, &f.node.selection_set.node, seen)
-                    }
-                    _ => 0,
-                }
-            }
-        })
-        .sum()
-}
-
-/// Depth, aliases and root fields of every operation in `doc`.
-pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> ServerResult<()> {
-    let mut walk = Walk {
-        doc,
-        limits,
-        aliases: 0,
-        expanding: HashSet::new(),
-    };
-    for (_, operation) in doc.operations.iter() {
-        let set = &operation.node.selection_set.node;
-        if root_fields(doc, set, &mut HashSet::new()) > limits.max_root_fields {
-            return Err(too_big(format!(
-                "more than {} root fields",
-                limits.max_root_fields
-            )));
-        }
-        // A field at the root is at depth 1.
-        walk.selection_set(set, 1, false)?;
-    }
-    Ok(())
-}
-
-/// Applies [`check_tokens`] and [`check_document`] to every request, WebSocket ones included.
-pub struct LimitsExtension(pub Limits);
 
 impl ExtensionFactory for LimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Checker(self.0))
+        Arc::new(Checker {
+            documents: self.documents.clone(),
+            parsed: Mutex::new(None),
+        })
     }
 }
 
-struct Checker(Limits);
+/// One request's checker (async-graphql creates one per request).
+struct Checker {
+    documents: DocumentCache,
+    /// The query text and document parsed for this request, to keep if validation passes.
+    parsed: Mutex<Option<(String, Fresh)>>,
+}
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for Checker {
-    async fn parse_query(
+    async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // Over HTTP the document cache has checked it already.
-        let checked = ctx.data_opt::<super::documents::LimitsChecked>().is_some();
-        if !checked {
-            check_tokens(query, self.0.max_tokens)?;
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let loaded = self.documents.load(&request.query)?;
+        if let (Some(fresh), Ok(mut parsed)) = (loaded.fresh, self.parsed.lock()) {
+            *parsed = Some((request.query.clone(), fresh));
         }
-        let doc = next.run(ctx, query, variables).await?;
-        if !checked {
-            check_document(&doc, &self.0)?;
+        request.set_parsed_query(loaded.doc);
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let parsed = self.parsed.lock().ok().and_then(|mut parsed| parsed.take());
+        if let Some((query, fresh)) = parsed {
+            self.documents.keep(query, fresh);
         }
-        Ok(doc)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use async_graphql::parser::parse_query;
-
-    use super::*;
-
-    fn check(query: &str) -> ServerResult<()> {
-        check_tokens(query, Limits::default().max_tokens)?;
-        check_document(&parse_query(query).unwrap(), &Limits::default())
-    }
-
-    #[test]
-    fn counts_tokens_like_a_lexer() {
-        assert!(check_tokens("{ a b c }", 5).is_ok());
-        assert!(check_tokens("{ a b c d }", 5).is_err());
-        assert!(
-            check_tokens(
-                "# many words in a comment\n{ a(s: \"many words in a string\") }",
-                8
-            )
-            .is_ok()
-        );
-        assert!(check_tokens("{ a(s: \"\"\"block \"quoted\" string\"\"\") ...F }", 10).is_ok());
-        assert!(check_tokens("{ a(s: \"\"\"block \"quoted\" string\"\"\") ...F }", 9).is_err());
-    }
-
-    #[test]
-    fn depth_is_limited_but_introspection_gets_more_room() {
-        assert!(check("{ a { b { c { d { e { f } } } } } }").is_ok());
-        assert!(check("{ a { b { c { d { e { f { g } } } } } } }").is_err());
-        let deep_types = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }";
-        assert!(check(deep_types).is_ok());
-        let abusive = format!(
-            "{{ __schema {{ types {{ {} name {} }} }} }}",
-            "fields { type { ".repeat(10),
-            "} } ".repeat(10)
-        );
-        assert!(check(&abusive).is_err());
-    }
-
-    #[test]
-    fn aliases_and_root_fields_are_counted_through_fragments() {
-        let aliases: String = (0..16)
-            .map(|i| format!("a{i}: contactStats {{ total }} "))
-            .collect();
-        assert!(check(&format!("{{ {aliases} }}")).is_err());
-        let roots: String = (0..21).map(|i| format!("f{i} ")).collect();
-        assert!(
-            check(&format!(
-                "query {{ ...R }} fragment R on Query {{ {roots} }}"
-            ))
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn fragment_cycles_do_not_hang() {
-        assert!(
-            check("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }").is_ok()
-        );
+        Ok(result)
     }
 }

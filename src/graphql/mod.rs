@@ -39,7 +39,7 @@ pub fn schema_builder(
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .extension(policy)
         .extension(codes::ErrorCodes)
-        .extension(limits::LimitsExtension(*limits))
+        .extension(limits::LimitsExtension::new(*limits))
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives);
     if !limits.introspection {
