@@ -40,6 +40,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up: a box would save nothing that matters"
+)]
 pub enum Command {
     /// Serve the API and GraphiQL (the default).
     #[command(after_help = "Examples:\n  contacts-server serve\n  \

@@ -1,11 +1,14 @@
 //! The HTTP surface: routes, layers and graceful shutdown. Transport only: no business rules.
 
+pub mod client_ip;
 mod credentials;
 mod graphql;
+pub mod host;
 mod negotiate;
 mod ops;
 pub mod rate_limit;
 mod request_log;
+pub mod serve;
 mod subscriptions;
 
 use std::{sync::Arc, time::Duration};
@@ -14,6 +17,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware,
     response::Redirect,
     routing::get,
 };
@@ -22,7 +26,7 @@ use tower_http::{
     timeout::TimeoutLayer,
 };
 
-use self::rate_limit::RateLimit;
+use self::{client_ip::TrustedProxies, host::HostPolicy, rate_limit::RateLimit};
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
@@ -45,6 +49,10 @@ pub struct AppState {
     pub rate_limit: Arc<RateLimit>,
     /// Browser origins allowed to call the API; empty: no CORS headers at all.
     pub cors_origins: Vec<HeaderValue>,
+    /// Host names served while no credentials are configured, besides localhost and IPs.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -54,6 +62,8 @@ impl AppState {
             documents: DocumentCache::new(limits),
             rate_limit: Arc::new(RateLimit::new(0, 0)),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             service,
             metrics: Arc::new(Metrics::default()),
             auth: Arc::new(Authenticator::default()),
@@ -83,6 +93,18 @@ impl AppState {
         self.auth = Arc::new(auth);
         self
     }
+
+    /// Also serves `names` as `Host` while no credentials are configured.
+    pub fn with_allowed_hosts(mut self, names: &[String]) -> Self {
+        self.allowed_hosts = names.to_vec();
+        self
+    }
+
+    /// Believes the client address forwarded by `proxies`; see [`client_ip`].
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
 }
 
 /// The whole application, ready to serve.
@@ -106,7 +128,15 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let routes = requests
         .route("/graphql/ws", get(subscriptions::upgrade))
         .layer(cors);
-    request_log::layer(routes).with_state(state)
+    let hosts = HostPolicy::new(state.auth.is_enabled(), &state.allowed_hosts);
+    let routes = routes.layer(middleware::from_fn_with_state(hosts, host::layer));
+    // Outside the request log, so that its line carries the client address.
+    request_log::layer(routes)
+        .layer(middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_ip::layer,
+        ))
+        .with_state(state)
 }
 
 /// CORS for the allow-listed origins only; with none, browsers keep the same-origin policy.
