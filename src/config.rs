@@ -151,6 +151,33 @@ pub struct Config {
     /// Suggest field names ("did you mean") in errors (default: only on loopback).
     #[arg(long, env = "SUGGESTIONS")]
     pub suggestions: Option<bool>,
+
+    /// Seconds a client has to send a request's headers, from connecting and again between
+    /// requests on a kept-alive connection; then the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections open at once, WebSockets included; further ones wait to be accepted.
+    /// Default: 10,000, or the open-file limit less 128 when that is lower.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_client_connections: Option<u64>,
+
+    /// Host names served while no credentials are configured, besides localhost and IP
+    /// addresses (a guard against DNS rebinding), comma-separated, e.g. `api.internal`.
+    #[arg(long = "allowed-host", env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Reverse proxies whose forwarded client address is believed (rate limits, logs): IP
+    /// addresses or CIDR networks, comma-separated. None by default: the socket peer counts.
+    #[arg(long = "trusted-proxy", env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// The header the trusted proxies write the client address into.
+    #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for",
+          value_parser = ["x-forwarded-for", "forwarded"])]
+    pub trusted_proxy_header: String,
 }
 
 /// Where the contacts are stored; shared by every subcommand.
@@ -224,16 +251,60 @@ impl Config {
         Authenticator::new(&self.api_keys, jwt)
     }
 
-    /// Secure by default: without credentials, only loopback, unless explicitly allowed.
+    /// Secure by default: without credentials, only loopback and not behind a reverse proxy
+    /// (which would publish the loopback server), unless explicitly allowed.
     pub fn check_exposure(&self, auth: &Authenticator) -> anyhow::Result<()> {
-        if !auth.is_enabled() && !self.host.is_loopback() && !self.allow_unauthenticated {
+        if auth.is_enabled() {
+            return Ok(());
+        }
+        let exposure = if !self.host.is_loopback() {
+            format!("listen on {}", self.host)
+        } else if let Some(proxy) = self.proxy_evidence() {
+            format!("serve behind a reverse proxy ({proxy})")
+        } else {
+            return Ok(());
+        };
+        if !self.allow_unauthenticated {
             anyhow::bail!(
-                "refusing to listen on {} without credentials: configure --api-key or a JWT \
-                 key, or pass --allow-unauthenticated",
-                self.host
+                "refusing to {exposure} without credentials: configure --api-key or a JWT \
+                 key, or pass --allow-unauthenticated"
             );
         }
+        tracing::warn!(
+            "--allow-unauthenticated: about to {exposure} without credentials; anyone who \
+             reaches it can read, change and delete every contact"
+        );
         Ok(())
+    }
+
+    /// What says the server sits behind a reverse proxy: a proxy to trust, or a public name.
+    fn proxy_evidence(&self) -> Option<String> {
+        let mut proxies = self.trusted_proxies.iter();
+        if let Some(proxy) = proxies.find(|proxy| !proxy.trim().is_empty()) {
+            return Some(format!("TRUSTED_PROXIES has {}", proxy.trim()));
+        }
+        let name = self
+            .allowed_hosts
+            .iter()
+            .find(|name| !is_loopback_name(name))?;
+        Some(format!("ALLOWED_HOSTS has {}", name.trim()))
+    }
+
+    /// Connections served at once: `MAX_CONNECTIONS`, or 10,000 kept under the open-file
+    /// limit (the database and log need descriptors too).
+    pub fn max_client_connections(&self) -> usize {
+        const DEFAULT: u64 = 10_000;
+        const RESERVE: u64 = 128;
+        let configured = self.max_client_connections.unwrap_or_else(|| {
+            open_file_limit().map_or(DEFAULT, |limit| {
+                DEFAULT.min(limit.saturating_sub(RESERVE)).max(1)
+            })
+        });
+        usize::try_from(configured).unwrap_or(usize::MAX)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 
     /// The operation limits; introspection and suggestions default to on only on loopback.
@@ -267,6 +338,26 @@ impl Config {
     }
 }
 
+/// Whether `name` (a host name or IP literal, as in `ALLOWED_HOSTS`) only names loopback.
+pub fn is_loopback_name(name: &str) -> bool {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let literal = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || literal.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The soft limit on open files, where there is one.
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +386,51 @@ mod tests {
     fn with_credentials_any_address_is_allowed() {
         let key = format!("{}:read", "ab".repeat(32));
         assert!(exposure(&["--host", "0.0.0.0", "--api-key", &key]).is_ok());
+        let behind = [
+            "--trusted-proxy",
+            "10.0.0.1",
+            "--allowed-host",
+            "api.example.com",
+        ];
+        assert!(exposure(&[&behind[..], &["--api-key", key.as_str()]].concat()).is_ok());
+    }
+
+    #[test]
+    fn without_credentials_behind_a_proxy_is_refused_unless_allowed() {
+        for behind in [
+            &["--trusted-proxy", "10.0.0.1"][..],
+            &["--allowed-host", "localhost,api.example.com"][..],
+        ] {
+            let refused = exposure(behind).unwrap_err().to_string();
+            assert!(refused.contains("behind a reverse proxy"), "{refused}");
+            let allowed = [behind, &["--allow-unauthenticated"]].concat();
+            assert!(exposure(&allowed).is_ok());
+        }
+        // Names that only ever mean this machine publish nothing.
+        let local = ["--allowed-host", "localhost,app.localhost,127.0.0.2,[::1]"];
+        assert!(exposure(&local).is_ok());
+        assert!(exposure(&["--trusted-proxy", " "]).is_ok());
+    }
+
+    #[test]
+    fn loopback_names() {
+        for name in ["localhost", "API.localhost.", "127.0.0.2", "[::1]", "::1"] {
+            assert!(is_loopback_name(name), "{name}");
+        }
+        for name in ["api.example.com", "10.0.0.1", "localhost.example", "[::2]"] {
+            assert!(!is_loopback_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn connection_limits() {
+        assert_eq!(config(&[]).header_read_timeout(), Duration::from_secs(10));
+        assert!(Config::try_parse_from(["s", "--header-read-timeout-secs", "0"]).is_err());
+        assert_eq!(
+            config(&["--max-connections", "50"]).max_client_connections(),
+            50
+        );
+        let default = config(&[]).max_client_connections();
+        assert!((1..=10_000).contains(&default), "{default}");
     }
 }

@@ -27,10 +27,10 @@ use crate::{
     config::Config,
     contacts::{ContactService, clock::SystemClock},
     db::Db,
-    http::AppState,
+    http::{AppState, client_ip::TrustedProxies, serve::ServeOptions},
 };
 
-/// Connects, migrates and serves until Ctrl-C or SIGTERM.
+/// Connects, migrates and serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     config.check_exposure(&auth)?;
@@ -38,6 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     db.migrate().await?;
     let events = events::start(&db, &config.database.url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
+    let proxies = TrustedProxies::parse(&config.trusted_proxies, &config.trusted_proxy_header)?;
     let app = http::app(
         AppState::new(service, config.limits())
             .with_auth(auth)
@@ -47,22 +48,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 config.auth_failures_per_minute,
             )
             .with_websocket_limits(config.websocket_limits())
-            .with_cors(&config.cors_allowed_origins)?,
+            .with_cors(&config.cors_allowed_origins)?
+            .with_allowed_hosts(&config.allowed_hosts)
+            .with_trusted_proxies(proxies),
         config.request_timeout(),
     );
+    let options = ServeOptions {
+        header_read_timeout: config.header_read_timeout(),
+        max_connections: config.max_client_connections(),
+    };
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
     // The bound address, so PORT=0 (any free port) reports the port it got.
     let bound = listener.local_addr()?;
-    tracing::info!(address = %bound, "GraphiQL and the API at http://{bound}/graphql");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(http::shutdown_signal())
-    .await?;
+    tracing::info!(
+        address = %bound,
+        max_connections = options.max_connections,
+        header_read_timeout_secs = options.header_read_timeout.as_secs(),
+        "GraphiQL and the API at http://{bound}/graphql"
+    );
+    http::serve::serve(listener, app, options, http::shutdown_signal()).await;
     db.close().await;
     Ok(())
 }

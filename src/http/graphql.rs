@@ -3,12 +3,12 @@
 //! writes the response; what may run, and how often, is decided in the schema
 //! (`graphql::policy`), which every transport passes.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{net::IpAddr, time::Instant};
 
 use async_graphql::{Request, Response as GqlResponse, ServerError, Variables};
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Query, State},
+    extract::{FromRequest, FromRequestParts, Query, State},
     http::{HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -16,7 +16,9 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use super::{
-    AppState, credentials,
+    AppState,
+    client_ip::ClientIp,
+    credentials,
     negotiate::{Format, error_response, is_json_body, response_format, wants_html},
 };
 use crate::{
@@ -83,10 +85,11 @@ impl FromRequest<AppState> for HttpOperation {
     }
 }
 
-async fn client_address(parts: &mut Parts, state: &AppState) -> std::net::IpAddr {
-    match ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await {
-        Ok(ConnectInfo(address)) => address.ip(),
-        Err(_) => std::net::IpAddr::from([0, 0, 0, 0]),
+/// The caller's address: the peer, or the client a trusted proxy forwarded for.
+async fn client_address(parts: &mut Parts, state: &AppState) -> IpAddr {
+    match ClientIp::from_request_parts(parts, state).await {
+        Ok(ClientIp(address)) => address,
+        Err(_) => IpAddr::from([0, 0, 0, 0]),
     }
 }
 

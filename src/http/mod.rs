@@ -1,10 +1,13 @@
 //! The HTTP surface: routes, layers and graceful shutdown. Transport only: no business rules.
 
+pub mod client_ip;
 mod credentials;
 mod graphql;
+pub mod host;
 mod negotiate;
 mod ops;
 mod request_log;
+pub mod serve;
 mod subscriptions;
 
 use std::{sync::Arc, time::Duration};
@@ -13,6 +16,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware,
     response::Redirect,
     routing::get,
 };
@@ -22,6 +26,7 @@ use tower_http::{
 };
 
 pub use self::subscriptions::WebSocketLimits;
+use self::{client_ip::TrustedProxies, host::HostPolicy};
 use crate::{
     auth::Authenticator,
     contacts::ContactService,
@@ -52,6 +57,10 @@ pub struct AppState {
     /// Browser origins allowed to call the API; empty: no CORS headers at all.
     pub cors_origins: Vec<HeaderValue>,
     limits: Limits,
+    /// Host names served while no credentials are configured, besides localhost and IPs.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -73,6 +82,8 @@ impl AppState {
             )),
             websocket: Arc::new(WebSocketLimits::default()),
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             service,
             metrics,
             auth: Arc::new(Authenticator::default()),
@@ -136,6 +147,18 @@ impl AppState {
         self.auth = Arc::new(auth);
         self
     }
+
+    /// Also serves `names` as `Host` while no credentials are configured.
+    pub fn with_allowed_hosts(mut self, names: &[String]) -> Self {
+        self.allowed_hosts = names.to_vec();
+        self
+    }
+
+    /// Believes the client address forwarded by `proxies`; see [`client_ip`].
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
 }
 
 /// The whole application, ready to serve.
@@ -159,7 +182,15 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let routes = requests
         .route("/graphql/ws", get(subscriptions::upgrade))
         .layer(cors);
-    request_log::layer(routes).with_state(state)
+    let hosts = HostPolicy::new(state.auth.is_enabled(), &state.allowed_hosts);
+    let routes = routes.layer(middleware::from_fn_with_state(hosts, host::layer));
+    // Outside the request log, so that its line carries the client address.
+    request_log::layer(routes)
+        .layer(middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_ip::layer,
+        ))
+        .with_state(state)
 }
 
 /// CORS for the allow-listed origins only; with none, browsers keep the same-origin policy.

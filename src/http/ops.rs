@@ -1,15 +1,15 @@
 //! Operational routes: health, readiness, metrics, the served SDL, and 404s.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 use super::{
-    AppState, credentials,
+    AppState,
+    client_ip::ClientIp,
+    credentials,
     negotiate::{Format, error_response},
 };
 use crate::error::ErrorCode;
@@ -18,14 +18,14 @@ use crate::error::ErrorCode;
 /// introspection is on, and only to a caller with credentials when the server requires them.
 pub async fn schema(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Response {
     if !state.limits().introspection {
         return not_found().await;
     }
     if let Err(err) = credentials::from_headers(&state, &headers) {
-        return credentials::refused(&state, client.ip(), err, Format::Json);
+        return credentials::refused(&state, client, err, Format::Json);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -57,11 +57,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// (Prometheus sends one with `authorization` or `bearer_token_file`).
 pub async fn metrics(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Response {
     if let Err(err) = credentials::from_headers(&state, &headers) {
-        return credentials::refused(&state, client.ip(), err, Format::Json);
+        return credentials::refused(&state, client, err, Format::Json);
     }
     let body = state.metrics.render(&state.service.db().pool_stats());
     (

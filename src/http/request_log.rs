@@ -30,11 +30,18 @@ pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
                 .get(&REQUEST_ID)
                 .and_then(|id| id.to_str().ok())
                 .unwrap_or_default();
+            // Set by the client address layer; absent only where no socket is involved.
+            let client_ip = request
+                .extensions()
+                .get::<super::client_ip::ClientIp>()
+                .map(|ip| ip.0.to_string())
+                .unwrap_or_default();
             tracing::info_span!(
                 "request",
                 request_id = %id,
                 method = %request.method(),
                 path = %crate::logging::mask(request.uri().path()),
+                client_ip = %client_ip,
             )
         })
         .on_request(())

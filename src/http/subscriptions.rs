@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,7 +16,7 @@ use std::{
 use async_graphql::{Data, ErrorExtensions, http::ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
-    extract::{ConnectInfo, State, WebSocketUpgrade},
+    extract::{State, WebSocketUpgrade},
     http::{HeaderMap, header},
     response::Response,
 };
@@ -26,7 +26,9 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::{
-    AppState, credentials,
+    AppState,
+    client_ip::ClientIp,
+    credentials,
     negotiate::{Format, error_response},
     request_log,
 };
@@ -121,7 +123,7 @@ struct Initialised {
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
@@ -133,7 +135,7 @@ pub async fn upgrade(
         return error_response(code, Format::Json, message);
     }
     // Connections count against the client's address; credentials only come later.
-    if let Err(wait) = state.rate_limit.check(&format!("ip:{}", client.ip())) {
+    if let Err(wait) = state.rate_limit.check(&format!("ip:{client}")) {
         return credentials::too_many(wait, Format::Json);
     }
     // The connection outlives the upgrade request's span: it gets its own, with the same id.
@@ -157,8 +159,7 @@ pub async fn upgrade(
             let clock = state.service.clock().clone();
             let serve = GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let (data, expires_at) =
-                        connection_init(&state, &payload, &headers, client.ip())?;
+                    let (data, expires_at) = connection_init(&state, &payload, &headers, client)?;
                     initialised.send_replace(Initialised {
                         done: true,
                         expires_at,

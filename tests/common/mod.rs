@@ -15,7 +15,7 @@ use contacts_server::{
     db::{Db, DbOptions},
     events,
     graphql::Limits,
-    http::{self, AppState},
+    http::{self, AppState, serve::ServeOptions},
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -140,6 +140,24 @@ impl TestApp {
         }
     }
 
+    /// A fresh app served with connection limits `options` and state `configure` adjusts.
+    pub async fn start_serving(
+        options: ServeOptions,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(&dir).await;
+        let clock = ManualClock::new(at(T0));
+        let addr = serve_configured_with(&url, clock.clone(), options, configure).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url,
+            _dir: dir,
+        }
+    }
+
     /// A fresh app that gives up on the database after `acquire_timeout`.
     pub async fn start_with_acquire_timeout(acquire_timeout: Duration) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -254,6 +272,34 @@ pub async fn serve_configured(
     acquire_timeout: Duration,
     configure: impl FnOnce(AppState) -> AppState,
 ) -> SocketAddr {
+    serve_app_on(
+        url,
+        clock,
+        acquire_timeout,
+        ServeOptions::default(),
+        configure,
+    )
+    .await
+}
+
+/// [`serve_configured`] with connection limits `options`.
+pub async fn serve_configured_with(
+    url: &str,
+    clock: ManualClock,
+    options: ServeOptions,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> SocketAddr {
+    serve_app_on(url, clock, Duration::from_secs(30), options, configure).await
+}
+
+/// The real app and the real accept loop (the binary's) on 127.0.0.1, any free port.
+async fn serve_app_on(
+    url: &str,
+    clock: ManualClock,
+    acquire_timeout: Duration,
+    serve_options: ServeOptions,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> SocketAddr {
     logs::capture_in_process();
     let options = DbOptions {
         url: url.to_owned(),
@@ -272,13 +318,8 @@ pub async fn serve_configured(
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let forever = std::future::pending();
+    tokio::spawn(http::serve::serve(listener, app, serve_options, forever));
     addr
 }
 
