@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Format;
-use crate::contacts::input::ContactInput;
+use crate::contacts::input::{self, ContactInput};
 
 const PHONE: &str = "phoneNumber";
 const COUNTRY: &str = "countryCode";
@@ -194,10 +194,9 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
     Ok(input)
 }
 
+/// The API's rule for timestamps (RFC 3339, years 0001–9999 in UTC, no leap seconds).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| format!("{LAST_MESSAGE}: not an RFC 3339 date-time"))
+    input::parse_timestamp(text).map_err(|why| format!("{LAST_MESSAGE}: {why}"))
 }
 
 /// A JSON Lines contact; unknown fields are refused, so a misspelt one is not silently lost.
