@@ -1,5 +1,8 @@
 //! The file formats of import and export: CSV (`phoneNumber,countryCode,
 //! lastWhatsappMessageAt,metadata.<key>…`) and JSON Lines (one contact object per line).
+//! CSV metadata cells are guarded against spreadsheet formulas: see [`formula`].
+
+mod formula;
 
 use std::io::{BufRead, BufReader, Read, Write};
 
@@ -9,6 +12,7 @@ use entity::contact::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use self::formula::{guard, unguard};
 use super::Format;
 use crate::contacts::input::{self, ContactInput};
 
@@ -183,7 +187,7 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
             }
             // An empty cell is a key the contact does not have.
             Column::Metadata(key) if !cell.is_empty() => {
-                metadata.insert(key.clone(), Value::String(cell.to_owned()));
+                metadata.insert(key.clone(), Value::String(unguard(cell).to_owned()));
             }
             _ => {}
         }
@@ -275,11 +279,11 @@ impl<W: Write> Writer<W> {
                         .unwrap_or_default(),
                 ];
                 record.extend(keys.iter().map(|key| {
-                    metadata
+                    let value = metadata
                         .and_then(|m| m.get(key))
                         .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
+                        .unwrap_or_default();
+                    guard(value).into_owned()
                 }));
                 writer.write_record(&record)?;
             }
