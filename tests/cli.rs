@@ -421,3 +421,139 @@ fn every_subcommand_documents_its_flags() {
         }
     }
 }
+
+#[tokio::test]
+async fn csv_export_neutralises_formulas_and_still_imports_back_the_same() {
+    let (dir, source) = database().await;
+    let risky = [
+        "=HYPERLINK(\"http://evil.test\",\"click\")",
+        "+SUM(1,2)",
+        "-2+3",
+        "@cmd",
+        "\tTAB",
+        "'=already quoted",
+        "'plain apostrophe",
+        "plain",
+    ];
+    let lines: String = risky
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            format!(
+                "{}\n",
+                json!({ "phoneNumber": format!("+5691234567{i}"), "metadata": { "note": value } })
+            )
+        })
+        .collect();
+    ok(&source, &["import", &write(&dir, "risky.jsonl", &lines)]);
+    let original = contacts(&source);
+    let file = dir.path().join("export.csv").display().to_string();
+    ok(&source, &["export", "--output", &file]);
+    let text = std::fs::read_to_string(&file).expect("export");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let notes: Vec<String> = reader
+        .records()
+        .map(|record| record.expect("CSV record")[3].to_owned())
+        .collect();
+    assert_eq!(notes.len(), risky.len());
+    assert!(notes.contains(&"'=HYPERLINK(\"http://evil.test\",\"click\")".to_owned()));
+    assert!(notes.contains(&"''=already quoted".to_owned()));
+    assert!(notes.contains(&"'plain apostrophe".to_owned()), "{notes:?}");
+    for note in &notes {
+        assert!(
+            !note.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "{note:?} would run as a formula"
+        );
+    }
+    let (_target_dir, target) = database().await;
+    ok(&target, &["import", &file]);
+    assert_eq!(contacts(&target), original);
+}
+
+#[tokio::test]
+async fn import_without_a_country_code_keeps_the_stored_one() {
+    let (dir, url) = database().await;
+    let first = write(
+        &dir,
+        "first.csv",
+        "phoneNumber,countryCode\n+14155550100,CA\n+56912345678,\n",
+    );
+    ok(&url, &["import", &first]);
+    let again = write(
+        &dir,
+        "again.csv",
+        "phoneNumber,countryCode,metadata.plan\n+14155550100,,pro\n+56912345678,,pro\n",
+    );
+    assert!(ok(&url, &["import", &again]).contains("updated 2"));
+    let stored = contacts(&url);
+    assert_eq!(stored[0]["countryCode"], "CA", "{stored:?}");
+    assert_eq!(stored[0]["metadata"], json!({ "plan": "pro" }));
+    assert_eq!(stored[1]["countryCode"], "CL");
+    let unchanged = write(&dir, "same.jsonl", "{\"phoneNumber\":\"+14155550100\"}\n");
+    assert!(ok(&url, &["import", &unchanged]).contains("unchanged 1"));
+}
+
+#[tokio::test]
+async fn a_row_the_database_refuses_is_rejected_alone() {
+    let (dir, url) = database().await;
+    ok(&url, &["migrate", "up"]);
+    common::refuse_in_database(&url, "+56912345672").await;
+    let file = write(
+        &dir,
+        "rows.csv",
+        "phoneNumber,metadata.n\n+56912345671,1\n+56912345672,2\n+56912345673,3\n",
+    );
+    let rejects = dir.path().join("rejects.csv");
+    let output = run(
+        &url,
+        &["import", &file, "--rejects", &rejects.display().to_string()],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("3 rows, created 2, updated 0, unchanged 0, rejected 1"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stderr(&output).contains("line 3: "), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(&rejects).expect("rejects"),
+        "phoneNumber,metadata.n\n+56912345672,2\n"
+    );
+    assert_eq!(contacts(&url).len(), 2);
+}
+
+#[tokio::test]
+async fn timestamps_beyond_four_digit_utc_years_are_refused_by_import_and_export() {
+    let (dir, url) = database().await;
+    let file = write(
+        &dir,
+        "times.csv",
+        "phoneNumber,lastWhatsappMessageAt\n\
+         +56912345671,0001-01-01T00:30:00+01:00\n\
+         +56912345672,2016-12-31T23:59:60Z\n\
+         +56912345673,2026-11-24T10:00:00Z\n",
+    );
+    let output = run(&url, &["import", &file], None);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let report = stderr(&output);
+    assert!(
+        report.contains("line 2: lastWhatsappMessageAt:"),
+        "{report}"
+    );
+    assert!(
+        report.contains("line 3: lastWhatsappMessageAt:"),
+        "{report}"
+    );
+    let export = run(
+        &url,
+        &["export", "--created-after", "9999-12-31T23:30:00-01:00"],
+        None,
+    );
+    assert_eq!(export.status.code(), Some(1), "{}", stdout(&export));
+    assert!(
+        stderr(&export).contains("--created-after"),
+        "{}",
+        stderr(&export)
+    );
+}

@@ -1,6 +1,7 @@
 //! Property tests: the parsers of client input never panic, and what they accept round-trips.
 
 use async_graphql::{ScalarType, Value as GqlValue};
+use chrono::{DateTime, Datelike, FixedOffset};
 use contacts_server::{
     contacts::{
         cursor::Cursor,
@@ -12,6 +13,16 @@ use contacts_server::{
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
+
+/// `YYYY-…`: RFC 3339's year, which SQLite's text comparison orders correctly.
+fn has_four_digit_year(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() > 4 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-'
+}
+
+/// The first second of year 1 and of year 10000, in Unix seconds.
+const YEAR_1: i64 = -62_135_596_800;
+const YEAR_10000: i64 = 253_402_300_800;
 
 const FIELDS: PhoneFields<'static> = PhoneFields {
     phone_number: "phoneNumber",
@@ -90,6 +101,7 @@ proptest! {
         if let Ok(parsed) = Timestamp::parse(GqlValue::String(raw)) {
             let GqlValue::String(text) = parsed.to_value() else { panic!("a string") };
             prop_assert!(text.ends_with('Z'));
+            prop_assert!(has_four_digit_year(&text), "{}", text);
             prop_assert_eq!(Timestamp::parse(GqlValue::String(text)).unwrap(), parsed);
         }
     }
@@ -101,5 +113,56 @@ proptest! {
         let text = at.with_timezone(&offset).to_rfc3339();
         let parsed = Timestamp::parse(GqlValue::String(text)).unwrap();
         prop_assert_eq!(parsed.0, at);
+    }
+
+    #[test]
+    fn timestamps_parse_only_within_four_digit_utc_years(
+        secs in prop_oneof![YEAR_1 - 172_800..YEAR_1 + 172_800, YEAR_10000 - 172_800..YEAR_10000 + 172_800],
+        offset_minutes in -1439i32..1439,
+    ) {
+        let at = DateTime::from_timestamp(secs, 0).unwrap();
+        let local = at.with_timezone(&FixedOffset::east_opt(offset_minutes * 60).unwrap());
+        // RFC 3339 itself writes four-digit years only.
+        prop_assume!((0..=9999).contains(&local.year()));
+        let parsed = Timestamp::parse(GqlValue::String(local.to_rfc3339()));
+        prop_assert_eq!(parsed.is_ok(), (1..=9999).contains(&at.year()), "{}", local);
+        if let Ok(parsed) = parsed {
+            let GqlValue::String(text) = parsed.to_value() else { panic!("a string") };
+            prop_assert!(has_four_digit_year(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn metadata_keys_never_hold_control_characters_nor_values_nul(
+        key in "[a\\x00-\\x1f\\x7f-\\u{9f}]{1,8}",
+        value in "[a\\x00\\n\\t\\r]{0,8}",
+    ) {
+        let object: Map<String, Value> = [(key.clone(), Value::String(value.clone()))].into_iter().collect();
+        let accepted = Metadata::parse(&object, "metadata").is_ok();
+        prop_assert_eq!(accepted, !key.chars().any(char::is_control) && !value.contains('\0'));
+    }
+
+    #[test]
+    fn phone_numbers_with_a_control_character_are_refused(
+        before in "[0-9]{0,9}",
+        control in "[\\x00-\\x1f\\x7f-\\u{9f}]",
+        after in "[0-9]{0,9}",
+    ) {
+        let raw = format!("+569{before}{control}{after}");
+        prop_assert!(phone::parse_phone(&raw, None, FIELDS).is_err(), "{:?}", raw);
+    }
+
+    #[test]
+    fn digits_of_any_script_parse_like_ascii_digits(
+        digits in "[0-9]{6,10}",
+        zero in proptest::sample::select(vec!['０', '٠', '۰', '०', '০', '๐', '𝟎', '𝟘']),
+    ) {
+        let ascii = format!("+56 9{digits}");
+        let other: String = ascii
+            .chars()
+            .map(|c| c.to_digit(10).and_then(|d| char::from_u32(u32::from(zero) + d)).unwrap_or(c))
+            .collect();
+        let e164 = |raw: &str| phone::parse_phone(raw, None, FIELDS).map(|p| p.e164).ok();
+        prop_assert_eq!(e164(&other), e164(&ascii), "{}", other);
     }
 }

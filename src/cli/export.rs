@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{ExportArgs, Format, domain_error, records::Writer};
@@ -14,6 +15,7 @@ use crate::contacts::{
     ContactService,
     bulk::BATCH_ROWS,
     filter::{ContactFilter, FilterInput},
+    input,
 };
 
 pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<()> {
@@ -77,9 +79,15 @@ fn filter_input(args: &ExportArgs) -> anyhow::Result<FilterInput> {
         country_code: (!args.countries.is_empty()).then(|| args.countries.clone()),
         phone_number_prefix: args.phone_prefix.clone(),
         metadata,
-        created_after: args.created_after,
-        created_before: args.created_before,
-        last_whatsapp_message_after: args.last_message_after,
-        last_whatsapp_message_before: args.last_message_before,
+        created_after: instant("--created-after", args.created_after)?,
+        created_before: instant("--created-before", args.created_before)?,
+        last_whatsapp_message_after: instant("--last-message-after", args.last_message_after)?,
+        last_whatsapp_message_before: instant("--last-message-before", args.last_message_before)?,
     })
+}
+
+/// A time flag under the API's rule for timestamps (years 0001–9999 in UTC, no leap seconds).
+fn instant(flag: &str, at: Option<DateTime<Utc>>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    at.map(|at| input::check_timestamp(at).map_err(|why| anyhow!("{flag}: {why}")))
+        .transpose()
 }

@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
     Format, ImportArgs,
-    records::{Rejects, Rows},
+    records::{RawRow, Rejects, Rows},
 };
 use crate::{
     contacts::{
@@ -60,54 +60,56 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
         },
         format,
     )?;
-    let mut rejects = match &args.rejects {
+    let rejects = match &args.rejects {
         Some(path) => Some(Rejects::new(
             BufWriter::new(create(path)?),
             rows.csv_header(),
         )?),
         None => None,
     };
-    let mut progress = Progress::new(size);
-    let mut totals = Totals::default();
+    let mut out = Outcome {
+        totals: Totals::default(),
+        progress: Progress::new(size),
+        rejects,
+    };
     // The first line of each phone number (as its E.164 digits): a file holds each number
     // once, which is what makes importing it twice a no-op.
     let mut seen: HashMap<u64, u64> = HashMap::new();
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut batch = Batch::default();
     let mut now = service.now();
     for row in rows {
         let row = row?;
-        totals.rows += 1;
+        out.totals.rows += 1;
         let contact = row
             .input
             .and_then(|input| NewContact::parse(input, "", now).map_err(describe));
-        let rejection = match contact {
-            Err(reason) => Some(reason),
+        match contact {
+            Err(reason) => out.reject(row.line, &row.raw, &reason)?,
             Ok(contact) => match seen.entry(digits(&contact.phone.e164)) {
                 Entry::Occupied(first) => {
-                    Some(format!("the same phone number as line {}", first.get()))
+                    let reason = format!("the same phone number as line {}", first.get());
+                    out.reject(row.line, &row.raw, &reason)?;
                 }
                 Entry::Vacant(slot) => {
                     slot.insert(row.line);
-                    batch.push(contact);
-                    None
+                    batch.contacts.push(contact);
+                    batch.rows.push((row.line, row.raw));
                 }
             },
-        };
-        if let Some(reason) = rejection {
-            totals.rejected += 1;
-            progress.println(&format!("line {}: {reason}", row.line));
-            if let Some(rejects) = rejects.as_mut() {
-                rejects.write(&row.raw)?;
-            }
         }
-        if batch.len() == BATCH_ROWS {
-            totals.written.add(write(service, &batch, &totals).await?);
-            batch.clear();
+        if batch.contacts.len() == BATCH_ROWS {
+            write(service, &mut batch, &mut out).await?;
             now = service.now();
         }
-        progress.update(read.load(Ordering::Relaxed), &totals);
+        out.progress
+            .update(read.load(Ordering::Relaxed), &out.totals);
     }
-    totals.written.add(write(service, &batch, &totals).await?);
+    write(service, &mut batch, &mut out).await?;
+    let Outcome {
+        totals,
+        progress,
+        rejects,
+    } = out;
     progress.finish();
     if let Some(rejects) = rejects {
         rejects.finish()?;
@@ -138,19 +140,67 @@ struct Totals {
     written: BatchReport,
 }
 
+/// Valid rows waiting to be written, with where each came from.
+#[derive(Default)]
+struct Batch {
+    contacts: Vec<NewContact>,
+    rows: Vec<(u64, RawRow)>,
+}
+
+/// What the import has done so far, and where it reports.
+struct Outcome {
+    totals: Totals,
+    progress: Progress,
+    rejects: Option<Rejects<BufWriter<File>>>,
+}
+
+impl Outcome {
+    /// Reports a rejected row and writes it, as it was, to the rejects file.
+    fn reject(&mut self, line: u64, raw: &RawRow, reason: &str) -> anyhow::Result<()> {
+        self.totals.rejected += 1;
+        self.progress.println(&format!("line {line}: {reason}"));
+        if let Some(rejects) = self.rejects.as_mut() {
+            rejects.write(raw)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes and empties `batch` in one transaction. When the database refuses it for anything
+/// but being out of reach, each row is written again on its own, so only the rows the
+/// database refuses are rejected.
 async fn write(
     service: &ContactService,
-    batch: &[NewContact],
-    totals: &Totals,
-) -> anyhow::Result<BatchReport> {
-    service.upsert_batch(batch).await.map_err(|err| {
-        anyhow!(
-            "writing a batch failed after {} rows were read (earlier batches are saved; \
-             importing the file again is safe): {}",
-            totals.rows,
-            describe(err)
-        )
-    })
+    batch: &mut Batch,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
+    let contacts = std::mem::take(&mut batch.contacts);
+    let rows = std::mem::take(&mut batch.rows);
+    match service.upsert_batch(&contacts).await {
+        Ok(report) => out.totals.written.add(report),
+        Err(err @ AppError::Unavailable(_)) => return Err(batch_failed(err, &out.totals)),
+        Err(_) => {
+            for (contact, (line, raw)) in contacts.iter().zip(rows) {
+                match service.upsert_batch(std::slice::from_ref(contact)).await {
+                    Ok(report) => out.totals.written.add(report),
+                    Err(err @ AppError::Unavailable(_)) => {
+                        return Err(batch_failed(err, &out.totals));
+                    }
+                    Err(err) => out.reject(line, &raw, &describe(err))?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn batch_failed(err: AppError, totals: &Totals) -> anyhow::Error {
+    anyhow!(
+        "writing a batch failed after {} rows were read (earlier batches are saved; \
+         importing the file again is safe): {}",
+        totals.rows,
+        describe(err)
+    )
 }
 
 fn create(path: &Path) -> anyhow::Result<File> {

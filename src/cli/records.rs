@@ -1,5 +1,8 @@
 //! The file formats of import and export: CSV (`phoneNumber,countryCode,
 //! lastWhatsappMessageAt,metadata.<key>…`) and JSON Lines (one contact object per line).
+//! CSV metadata cells are guarded against spreadsheet formulas: see [`formula`].
+
+mod formula;
 
 use std::io::{BufRead, BufReader, Read, Write};
 
@@ -9,8 +12,9 @@ use entity::contact::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use self::formula::{guard, unguard};
 use super::Format;
-use crate::contacts::input::ContactInput;
+use crate::contacts::input::{self, ContactInput};
 
 const PHONE: &str = "phoneNumber";
 const COUNTRY: &str = "countryCode";
@@ -183,7 +187,7 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
             }
             // An empty cell is a key the contact does not have.
             Column::Metadata(key) if !cell.is_empty() => {
-                metadata.insert(key.clone(), Value::String(cell.to_owned()));
+                metadata.insert(key.clone(), Value::String(unguard(cell).to_owned()));
             }
             _ => {}
         }
@@ -194,10 +198,9 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
     Ok(input)
 }
 
+/// The API's rule for timestamps (RFC 3339, years 0001–9999 in UTC, no leap seconds).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| format!("{LAST_MESSAGE}: not an RFC 3339 date-time"))
+    input::parse_timestamp(text).map_err(|why| format!("{LAST_MESSAGE}: {why}"))
 }
 
 /// A JSON Lines contact; unknown fields are refused, so a misspelt one is not silently lost.
@@ -276,11 +279,11 @@ impl<W: Write> Writer<W> {
                         .unwrap_or_default(),
                 ];
                 record.extend(keys.iter().map(|key| {
-                    metadata
+                    let value = metadata
                         .and_then(|m| m.get(key))
                         .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
+                        .unwrap_or_default();
+                    guard(value).into_owned()
                 }));
                 writer.write_record(&record)?;
             }

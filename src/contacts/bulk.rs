@@ -43,7 +43,7 @@ impl BatchReport {
 impl ContactService {
     /// Upserts `contacts` by phone number in one transaction. The phone numbers must be
     /// distinct (one statement cannot change a row twice). Like `upsertContact`, a missing
-    /// `metadata` or message time keeps the stored one.
+    /// country code, `metadata` or message time keeps the stored one.
     pub async fn upsert_batch(&self, contacts: &[NewContact]) -> AppResult<BatchReport> {
         let mut report = BatchReport::default();
         if contacts.is_empty() {
@@ -70,6 +70,11 @@ impl ContactService {
                 continue;
             };
             let wanted = Model {
+                country_code: if contact.phone.country_given {
+                    contact.phone.country_code.clone()
+                } else {
+                    current.country_code.clone()
+                },
                 metadata: contact
                     .metadata
                     .as_ref()

@@ -1,6 +1,6 @@
 //! Validation of contact input: what a client sends becomes what the store keeps.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Map, Value};
 
 use super::{
@@ -73,6 +73,31 @@ impl NewContact {
     }
 }
 
+/// Years a timestamp may have once converted to UTC: four digits, so every stored instant
+/// writes as RFC 3339 and SQLite, which compares timestamps as text, orders them as
+/// PostgreSQL does.
+pub const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Parses an RFC 3339 timestamp (any offset) into UTC at storage precision; the error says
+/// why, for the caller to attach to its field.
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    let at = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| format!("\"{text}\" is not an RFC 3339 date-time"))?;
+    check_timestamp(at.with_timezone(&Utc)).map_err(|why| format!("\"{text}\": {why}"))
+}
+
+/// Refuses instants the store cannot keep faithfully: a leap second (`:60`, which chrono
+/// keeps but neither backend stores) and years outside [`TIMESTAMP_YEARS`] in UTC.
+pub fn check_timestamp(at: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if at.nanosecond() >= 1_000_000_000 {
+        return Err("leap seconds (:60) are not supported".into());
+    }
+    if !TIMESTAMP_YEARS.contains(&at.year()) {
+        return Err("the year must be between 0001 and 9999 in UTC".into());
+    }
+    Ok(to_storage_precision(at))
+}
+
 /// A reported inbound-message time: stored at microsecond precision, and never more than
 /// [`MAX_FUTURE_SKEW`] ahead of `now`.
 pub fn message_time(
@@ -106,6 +131,27 @@ mod tests {
         let limit = now() + MAX_FUTURE_SKEW;
         assert!(message_time(limit, now(), "f").is_ok());
         assert!(message_time(limit + TimeDelta::microseconds(1), now(), "f").is_err());
+    }
+
+    #[test]
+    fn timestamps_stay_within_four_digit_years_in_utc() {
+        for ok in [
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+            "0001-01-01T01:00:00+01:00",
+            "9999-12-31T22:59:59-01:00",
+        ] {
+            assert!(parse_timestamp(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0000-12-31T23:59:59Z",
+            "0001-01-01T00:59:59+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

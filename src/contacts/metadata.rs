@@ -1,4 +1,5 @@
-//! Contact metadata: a string → string map with Stripe's limits.
+//! Contact metadata: a string → string map with Stripe's limits, holding only text both
+//! backends can store.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,12 @@ impl Metadata {
                     format!("metadata value of \"{key}\" must be a string"),
                 ));
             };
+            if text.contains('\0') {
+                return Err(AppError::validation(
+                    field,
+                    format!("metadata value of \"{key}\" must not contain U+0000 (NUL)"),
+                ));
+            }
             if text.chars().count() > MAX_VALUE_CHARS {
                 return Err(AppError::validation(
                     field,
@@ -86,13 +93,25 @@ impl Metadata {
     }
 }
 
-/// Keys are 1 to 40 characters.
+/// Keys are 1 to 40 characters, none of them a control character (U+0000–U+001F,
+/// U+007F–U+009F): PostgreSQL cannot store NUL at all, and a key is a name (a CSV column
+/// header, a filter), where a line break or escape is a mistake or an attack, never data.
+/// Values may hold any character but NUL, so notes keep their line breaks and tabs.
 pub fn check_key(key: &str, field: &str) -> AppResult<()> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
         return Err(AppError::validation(
             field,
             format!("metadata keys have 1 to {MAX_KEY_CHARS} characters"),
+        ));
+    }
+    if let Some(control) = key.chars().find(|c| c.is_control()) {
+        return Err(AppError::validation(
+            field,
+            format!(
+                "metadata keys must not contain control characters (U+{:04X})",
+                u32::from(control)
+            ),
         ));
     }
     Ok(())
@@ -132,6 +151,27 @@ mod tests {
         assert!(parse(json!({ "k": 1 })).is_err());
         assert!(parse(json!({ "k": null })).is_err());
         assert!(parse(json!({ "k": { "nested": "x" } })).is_err());
+    }
+
+    #[test]
+    fn refuses_nul_anywhere_and_control_characters_in_keys() {
+        for bad in [
+            json!({ "a\u{0}b": "v" }),
+            json!({ "k": "a\u{0}b" }),
+            json!({ "line\nbreak": "v" }),
+            json!({ "tab\t": "v" }),
+            json!({ "\u{7f}": "v" }),
+            json!({ "\u{9b}x": "v" }),
+        ] {
+            let err = parse(bad.clone()).unwrap_err();
+            assert!(
+                matches!(&err, AppError::Validation { field, .. } if field == "input.metadata"),
+                "{bad}: {err:?}"
+            );
+        }
+        assert!(check_key("a\u{0}", "unset").is_err());
+        let notes = parse(json!({ "notes": "line one\n\tline two\r\n\u{1b}" })).unwrap();
+        assert_eq!(notes.len(), 1);
     }
 
     #[test]

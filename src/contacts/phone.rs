@@ -2,8 +2,15 @@
 
 use std::str::FromStr;
 
+mod digits;
+mod region;
+
 use phonenumber::{PhoneNumber, country, metadata::DATABASE};
 
+use self::{
+    digits::normalise,
+    region::{is_known_iso_region, region_of},
+};
 use crate::error::{AppError, AppResult};
 
 /// A number that passed the possible-number check, in the forms the store keeps.
@@ -11,8 +18,12 @@ use crate::error::{AppError, AppResult};
 pub struct ParsedPhone {
     /// `+56912345678`
     pub e164: String,
-    /// The given country code, else the region libphonenumber derives (`None` when it cannot tell).
+    /// The given country code, else the region libphonenumber derives (`None` when it cannot tell
+    /// or the region has no ISO 3166-1 code).
     pub country_code: Option<String>,
+    /// True when `country_code` was given rather than derived: an upsert of an existing number
+    /// writes a given code and keeps the stored one otherwise.
+    pub country_given: bool,
 }
 
 /// Where in the input the two values came from, for `extensions.field`.
@@ -22,17 +33,22 @@ pub struct PhoneFields<'a> {
     pub country_code: &'a str,
 }
 
-/// Validates an ISO 3166-1 alpha-2 code that libphonenumber knows; returns it upper-cased.
+/// Validates a country code ([`is_known_iso_region`], any letter case); returns it upper-cased.
 pub fn parse_country_code(raw: &str, field: &str) -> AppResult<country::Id> {
     let code = raw.trim().to_ascii_uppercase();
-    if code.len() != 2 {
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(AppError::validation(
             field,
             "countryCode must be an ISO 3166-1 alpha-2 code such as \"CL\"",
         ));
     }
-    country::Id::from_str(&code)
-        .map_err(|_| AppError::validation(field, format!("unknown country code \"{code}\"")))
+    match country::Id::from_str(&code) {
+        Ok(id) if is_known_iso_region(&code) => Ok(id),
+        _ => Err(AppError::validation(
+            field,
+            format!("unknown country code \"{code}\""),
+        )),
+    }
 }
 
 /// Parses `raw` (E.164, international with spaces or dashes, or national with `country_code`).
@@ -45,11 +61,12 @@ pub fn parse_phone(
         .map(|code| parse_country_code(code, fields.country_code))
         .transpose()?;
     let bad = |message: String| AppError::validation(fields.phone_number, message);
+    if raw.chars().count() > 64 {
+        return Err(bad("phoneNumber is too long".into()));
+    }
+    let raw = &normalise(raw).map_err(bad)?;
     if raw.trim().is_empty() {
         return Err(bad("phoneNumber must not be empty".into()));
-    }
-    if raw.len() > 64 {
-        return Err(bad("phoneNumber is too long".into()));
     }
     let number = phonenumber::parse(region, raw).map_err(|err| {
         let hint = if region.is_none() && !raw.trim_start().starts_with('+') {
@@ -79,10 +96,12 @@ pub fn parse_phone(
             ));
         }
     }
-    let derived = || number.country().id().map(|id| id.as_ref().to_owned());
     Ok(ParsedPhone {
         e164: format!("+{calling_code}{}", number.national()),
-        country_code: region.map(|id| id.as_ref().to_owned()).or_else(derived),
+        country_code: region
+            .map(|id| id.as_ref().to_owned())
+            .or_else(|| region_of(&number)),
+        country_given: region.is_some(),
     })
 }
 
@@ -266,6 +285,93 @@ mod tests {
     #[test]
     fn rejects_extensions() {
         assert!(parse("+1 415 555 0100 ext. 12", None).is_err());
+    }
+
+    fn region(raw: &str) -> Option<String> {
+        parse(raw, None).unwrap().country_code
+    }
+
+    #[test]
+    fn italian_landlines_keep_their_leading_zero_and_region() {
+        let milan = parse("+39 02 1234 5678", None).unwrap();
+        assert_eq!(milan.e164, "+390212345678");
+        assert_eq!(milan.country_code.as_deref(), Some("IT"));
+        assert_eq!(region("+39 06 4991 1234").as_deref(), Some("IT"));
+        assert_eq!(region("+39 312 345 6789").as_deref(), Some("IT"));
+        // Vatican City shares +39 and is told apart by its leading digits.
+        assert_eq!(region("+39 06 698 12345").as_deref(), Some("VA"));
+    }
+
+    #[test]
+    fn shared_calling_codes_resolve_as_libphonenumber_does() {
+        for (raw, expected) in [
+            ("+1 416 555 0100", "CA"),
+            ("+1 876 555 0100", "JM"),
+            ("+1 787 555 0100", "PR"),
+            ("+44 1481 256789", "GG"),
+            ("+44 7400 123456", "GB"),
+            ("+7 495 123 4567", "RU"),
+            ("+7 912 345 6789", "RU"),
+            ("+7 717 212 3456", "KZ"),
+            ("+7 701 234 5678", "KZ"),
+        ] {
+            assert_eq!(region(raw).as_deref(), Some(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn regions_without_an_iso_code_are_neither_derived_nor_accepted() {
+        // Ascension (+247), Tristan da Cunha (+290 8) and Kosovo (+383): AC, TA and XK.
+        assert_eq!(region("+247 62889"), None);
+        assert_eq!(region("+290 8999"), None);
+        assert_eq!(region("+383 44 123 456"), None);
+        for (raw, code) in [
+            ("+247 62889", "AC"),
+            ("+290 8999", "TA"),
+            ("+383 44 123 456", "XK"),
+        ] {
+            assert_eq!(field_of(parse(raw, Some(code)).unwrap_err()), "countryCode");
+        }
+        assert!(parse_country_code("X1", "f").is_err());
+        assert_eq!(
+            parse_country_code(" sh ", "f").unwrap().as_ref(),
+            "SH",
+            "every other region id is an assigned code"
+        );
+    }
+
+    #[test]
+    fn digits_of_other_scripts_are_read_as_digits() {
+        for raw in [
+            "+５６９１２３４５６７８",
+            "+٥٦٩١٢٣٤٥٦٧٨",
+            "+۵۶۹۱۲۳۴۵۶۷۸",
+            "＋56 9 1234 5678",
+        ] {
+            let parsed = parse(raw, None).unwrap();
+            assert_eq!(parsed.e164, "+56912345678", "{raw}");
+            assert_eq!(parsed.country_code.as_deref(), Some("CL"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_not_cut_off() {
+        for raw in [
+            "+56912345678\u{0}",
+            "+5691234\u{0}5678",
+            "+56912345678\n",
+            "+56 9\t1234 5678",
+            "\u{1b}+56912345678",
+        ] {
+            let err = parse(raw, None).unwrap_err();
+            assert_eq!(field_of(err), "phoneNumber", "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_derived_country_is_not_marked_as_given() {
+        assert!(!parse("+56912345678", None).unwrap().country_given);
+        assert!(parse("+56912345678", Some("cl")).unwrap().country_given);
     }
 
     #[test]

@@ -97,7 +97,12 @@ impl ContactService {
     ) -> AppResult<(Model, bool)> {
         let row = new_row(contact, now);
         let new_id = Uuid::now_v7();
-        let mut columns = vec![Column::CountryCode, Column::UpdatedAt];
+        // Absent fields keep the stored values. A stored country code agrees with the number,
+        // since the row was found by that very number and every write checks the pair.
+        let mut columns = vec![Column::UpdatedAt];
+        if contact.phone.country_given {
+            columns.push(Column::CountryCode);
+        }
         if contact.metadata.is_some() {
             columns.push(Column::Metadata);
         }

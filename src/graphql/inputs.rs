@@ -14,7 +14,7 @@ use crate::contacts::{
 pub struct ContactFilter {
     /// Only contacts whose window is open (true) or closed or never opened (false).
     pub whatsapp_window_open: Option<bool>,
-    /// Any of these ISO 3166-1 alpha-2 codes.
+    /// Any of these country codes (the rule of `CreateContactInput.countryCode`).
     pub country_code: Option<Vec<String>>,
     /// E.164 prefix, e.g. `+569`.
     pub phone_number_prefix: Option<String>,
@@ -91,8 +91,13 @@ impl From<ContactOrder> for order::ContactOrder {
 #[derive(InputObject)]
 pub struct CreateContactInput {
     /// E.164 or international format (`+56 9 1234 5678`), or national with `countryCode`.
+    /// Decimal digits of any script (full-width `５`, Arabic-Indic `٥`) count as digits;
+    /// control characters are refused.
     pub phone_number: String,
-    /// ISO 3166-1 alpha-2; derived from the number when absent.
+    /// An assigned ISO 3166-1 alpha-2 code that libphonenumber has numbering data for (so not
+    /// `AC`, `TA` or `XK`), agreeing with the number's calling code. When absent, a new
+    /// contact gets the region libphonenumber derives from the number (null when there is
+    /// none, or it has no ISO code), and an upsert of a stored number keeps the stored code.
     pub country_code: Option<String>,
     /// String → string map.
     pub metadata: Option<MetadataMap>,
@@ -116,7 +121,8 @@ impl From<CreateContactInput> for ContactInput {
 pub struct UpdateContactInput {
     /// A new number (international format, or national with `countryCode`).
     pub phone_number: MaybeUndefined<String>,
-    /// A new country code; null clears it. Derived again when only the number changes.
+    /// A new country code (the rule of `CreateContactInput.countryCode`); null clears it.
+    /// Derived again when only the number changes.
     pub country_code: MaybeUndefined<String>,
     /// Replaces the whole map; null empties it. See `patchContactMetadata` to merge.
     pub metadata: MaybeUndefined<MetadataMap>,

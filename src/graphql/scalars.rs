@@ -4,10 +4,11 @@ use async_graphql::{Description, InputValueError, InputValueResult, Scalar, Scal
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json};
 
-use crate::contacts::{clock::to_storage_precision, metadata::Metadata};
+use crate::contacts::{input::parse_timestamp, metadata::Metadata};
 
 /// An instant in RFC 3339 with a `Z` (`2026-11-24T13:37:00Z`); sub-second precision is kept up to
-/// microseconds. Input may use any offset and is converted to UTC.
+/// microseconds. Input may use any offset and is converted to UTC; the year in UTC must be
+/// 0001–9999, and leap seconds (`:60`) are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Description)]
 #[graphql(name = "DateTime")]
 pub struct Timestamp(pub DateTime<Utc>);
@@ -22,17 +23,15 @@ impl ScalarType for Timestamp {
         let Value::String(text) = &value else {
             return Err(InputValueError::expected_type(value));
         };
-        DateTime::parse_from_rfc3339(text)
-            .map(|at| Self(to_storage_precision(at.with_timezone(&Utc))))
-            .map_err(|_| {
-                InputValueError::custom(format!("\"{text}\" is not an RFC 3339 date-time"))
-            })
+        parse_timestamp(text)
+            .map(Self)
+            .map_err(InputValueError::custom)
     }
 
     // Checked during validation too, so a bad literal or variable is rejected before anything
     // runs, with the argument path.
     fn is_valid(value: &Value) -> bool {
-        matches!(value, Value::String(text) if DateTime::parse_from_rfc3339(text).is_ok())
+        matches!(value, Value::String(text) if parse_timestamp(text).is_ok())
     }
 
     fn to_value(&self) -> Value {
@@ -40,8 +39,8 @@ impl ScalarType for Timestamp {
     }
 }
 
-/// String → string map, `{}` when empty. At most 50 keys; keys 1–40 characters; values at most
-/// 500 characters.
+/// String → string map, `{}` when empty. At most 50 keys; keys 1–40 characters without control
+/// characters (U+0000–U+001F, U+007F–U+009F); values at most 500 characters, any but U+0000.
 #[derive(Debug, Clone, Default, PartialEq, Description)]
 #[graphql(name = "Metadata")]
 pub struct MetadataMap(pub Map<String, Json>);
@@ -102,6 +101,20 @@ mod tests {
             assert!(Timestamp::parse(Value::from(bad)).is_err(), "{bad}");
         }
         assert!(Timestamp::parse(Value::from(5)).is_err());
+    }
+
+    #[test]
+    fn datetime_refuses_five_digit_years_in_utc_and_leap_seconds() {
+        for bad in [
+            "9999-12-31T23:30:00-01:00",
+            "0001-01-01T00:30:00+01:00",
+            "2016-12-31T23:59:60Z",
+        ] {
+            assert!(Timestamp::parse(Value::from(bad)).is_err(), "{bad}");
+            assert!(!Timestamp::is_valid(&Value::from(bad)), "{bad}");
+        }
+        let last = Timestamp::parse(Value::from("9999-12-31T23:59:59.999999Z")).unwrap();
+        assert_eq!(last.to_value(), Value::from("9999-12-31T23:59:59.999999Z"));
     }
 
     #[test]

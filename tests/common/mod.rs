@@ -388,3 +388,34 @@ pub async fn next_event(subscription: &mut graphql_ws_client::Subscription<Opera
         .expect("subscription ended")
         .expect("message")
 }
+
+/// Makes the database itself refuse to insert `phone`, as a constraint or a value the
+/// validation did not foresee would.
+pub async fn refuse_in_database(database_url: &str, phone: &str) {
+    let db = sea_orm::Database::connect(database_url)
+        .await
+        .expect("connect");
+    let statements = if on_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.phone_number = '{phone}' THEN RAISE EXCEPTION 'refused by the test'; \
+                 END IF; RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON contacts FOR EACH ROW \
+             EXECUTE FUNCTION refuse_one()"
+                .to_owned(),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON contacts \
+             WHEN NEW.phone_number = '{phone}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )]
+    };
+    for sql in statements {
+        sea_orm::ConnectionTrait::execute_unprepared(&db, &sql)
+            .await
+            .expect("create trigger");
+    }
+    db.close().await.expect("close");
+}
