@@ -79,7 +79,7 @@ proptest! {
     }
 
     #[test]
-    fn cursors_round_trip(text in "\\PC{0,30}", micros in 0i64..4_102_444_800_000_000, null in any::<bool>()) {
+    fn cursors_round_trip(text in "\\+[0-9]{1,15}", micros in 0i64..4_102_444_800_000_000, null in any::<bool>()) {
         let at = chrono::DateTime::from_timestamp_micros(micros).unwrap();
         let id = uuid::Uuid::now_v7();
         let cases = [
