@@ -116,23 +116,8 @@ fn check_possible(number: &PhoneNumber) -> Result<(), String> {
     let length = u16::try_from(number.national().to_string().len()).unwrap_or(u16::MAX);
     let fits = regions.iter().any(|meta| {
         let descriptors = meta.descriptors();
-        let general = descriptors.general().possible_length();
-        let by_type = [
-            descriptors.fixed_line(),
-            descriptors.mobile(),
-            descriptors.toll_free(),
-            descriptors.premium_rate(),
-            descriptors.shared_cost(),
-            descriptors.personal_number(),
-            descriptors.voip(),
-            descriptors.pager(),
-            descriptors.uan(),
-            descriptors.voicemail(),
-        ];
-        general.contains(&length)
-            || by_type
-                .into_iter()
-                .flatten()
+        descriptors.general().possible_length().contains(&length)
+            || region::number_types(descriptors)
                 .any(|desc| desc.possible_length().contains(&length))
     });
     if fits {

@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use phonenumber::{Metadata as RegionMetadata, PhoneNumber, country, metadata::DATABASE};
+use phonenumber::{
+    Metadata as RegionMetadata, PhoneNumber, country,
+    metadata::{DATABASE, Descriptor, Descriptors},
+};
 
 /// libphonenumber region ids that are not assigned ISO 3166-1 alpha-2 codes: Ascension Island
 /// and Tristan da Cunha (exceptionally reserved; ISO counts both under `SH`) and Kosovo
@@ -38,23 +41,27 @@ pub(super) fn region_of(number: &PhoneNumber) -> Option<String> {
     is_known_iso_region(region.id()).then(|| region.id().to_owned())
 }
 
+/// The descriptor of each number type a region may have (all but the general one).
+pub(super) fn number_types(descriptors: &Descriptors) -> impl Iterator<Item = &Descriptor> {
+    [
+        descriptors.fixed_line(),
+        descriptors.mobile(),
+        descriptors.toll_free(),
+        descriptors.premium_rate(),
+        descriptors.shared_cost(),
+        descriptors.personal_number(),
+        descriptors.voip(),
+        descriptors.pager(),
+        descriptors.uan(),
+        descriptors.voicemail(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// libphonenumber's "number type is not UNKNOWN" for `region`.
 fn has_known_type(region: &RegionMetadata, national: &str) -> bool {
     let descriptors = region.descriptors();
     descriptors.general().is_match(national)
-        && [
-            descriptors.fixed_line(),
-            descriptors.mobile(),
-            descriptors.toll_free(),
-            descriptors.premium_rate(),
-            descriptors.shared_cost(),
-            descriptors.personal_number(),
-            descriptors.voip(),
-            descriptors.pager(),
-            descriptors.uan(),
-            descriptors.voicemail(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|desc| desc.is_match(national))
+        && number_types(descriptors).any(|desc| desc.is_match(national))
 }
