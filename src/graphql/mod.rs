@@ -7,6 +7,8 @@ pub mod documents;
 mod inputs;
 pub mod limits;
 mod mutation;
+pub mod operation;
+pub mod outcome;
 pub mod policy;
 mod query;
 pub mod scalars;

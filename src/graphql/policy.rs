@@ -18,16 +18,19 @@ use async_graphql::{
         NextSubscribe,
     },
     futures_util::stream::{self, BoxStream, StreamExt},
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+    parser::types::OperationType,
 };
 
-use super::{RequestNow, codes};
+use super::{
+    RequestNow, codes,
+    operation::{record_operation, selected_operation},
+    outcome::{label_errors, metrics_kind, outcome_of},
+};
 use crate::{
     auth::{Principal, Scope},
     contacts::ContactService,
     error::{AppError, ErrorCode},
-    logging,
-    metrics::{self, Metrics, Outcome},
+    metrics::Metrics,
     rate_limit::RateLimit,
 };
 
@@ -218,51 +221,6 @@ impl Extension for PolicyCheck {
     }
 }
 
-/// Errors raised before execution carry no path; resolver errors always do. Any error still
-/// without a code gets one: the request's fault as a whole, or its input's.
-fn label_errors(response: &mut Response) {
-    let request_error = is_request_error(response);
-    let fallback = if request_error {
-        ErrorCode::BadRequest
-    } else {
-        ErrorCode::BadUserInput
-    };
-    response.errors = std::mem::take(&mut response.errors)
-        .into_iter()
-        .map(|e| codes::with_code(e, fallback))
-        .collect();
-}
-
-/// True when nothing ran: no data, and only errors without a path.
-pub fn is_request_error(response: &Response) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-fn outcome_of(response: &Response) -> Outcome {
-    let internal = response.errors.iter().any(|e| {
-        matches!(
-            codes::code_of(e),
-            Some(ErrorCode::InternalServerError | ErrorCode::ServiceUnavailable)
-        )
-    });
-    match (internal, response.errors.is_empty()) {
-        (true, _) => Outcome::ServerError,
-        (false, true) => Outcome::Ok,
-        (false, false) => Outcome::ClientError,
-    }
-}
-
-fn metrics_kind(kind: Option<OperationType>) -> metrics::OperationType {
-    match kind {
-        Some(OperationType::Query) => metrics::OperationType::Query,
-        Some(OperationType::Mutation) => metrics::OperationType::Mutation,
-        Some(OperationType::Subscription) => metrics::OperationType::Subscription,
-        None => metrics::OperationType::Unknown,
-    }
-}
-
 /// The rules: mutations need a write credential and POST (or a WebSocket); subscriptions
 /// need a WebSocket.
 fn authorise(caller: &Caller, kind: Option<OperationType>) -> ServerResult<()> {
@@ -283,47 +241,6 @@ fn authorise(caller: &Caller, kind: Option<OperationType>) -> ServerResult<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// The operation that will run, as far as the document tells before validation.
-pub struct SelectedOperation<'a> {
-    pub name: Option<&'a str>,
-    /// `None` when the document does not say which operation runs (validation refuses it).
-    pub kind: Option<OperationType>,
-}
-
-/// Its name (as given, or the only one the document has) and its type.
-pub fn selected_operation<'a>(
-    doc: &'a ExecutableDocument,
-    given: Option<&'a str>,
-) -> SelectedOperation<'a> {
-    let (name, operation) = match (&doc.operations, given) {
-        (DocumentOperations::Single(op), _) => (given, Some(op)),
-        (DocumentOperations::Multiple(ops), Some(name)) => (Some(name), ops.get(name)),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
-            .iter()
-            .next()
-            .map_or((None, None), |(name, op)| (Some(name.as_str()), Some(op))),
-        (DocumentOperations::Multiple(_), None) => (None, None),
-    };
-    SelectedOperation {
-        name,
-        kind: operation.map(|op| op.node.ty),
-    }
-}
-
-/// Names the operation on the current span (the HTTP request's or the WebSocket connection's).
-fn record_operation(operation: &SelectedOperation<'_>) {
-    let span = tracing::Span::current();
-    let kind = match operation.kind {
-        Some(OperationType::Query) => "query",
-        Some(OperationType::Mutation) => "mutation",
-        Some(OperationType::Subscription) => "subscription",
-        None => "unknown",
-    };
-    span.record("kind", kind);
-    let name = operation.name.map_or("anonymous".into(), logging::mask);
-    span.record("operation_name", name.as_ref());
 }
 
 #[cfg(test)]

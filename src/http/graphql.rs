@@ -25,7 +25,8 @@ use crate::{
     error::ErrorCode,
     graphql::{
         codes,
-        policy::{Caller, Transport, is_request_error},
+        outcome::is_request_error,
+        policy::{Caller, Transport},
     },
 };
 
