@@ -444,7 +444,9 @@ async fn a_websocket_closes_when_its_jwt_expires() {
 #[tokio::test]
 async fn connection_init_finds_credentials_among_other_entries_in_any_case() {
     let app = secured(|state| state).await;
-    let payload = json!({ "client": { "name": "urql" }, "retries": 3, "authorization": format!("bearer {WRITE_KEY}") });
+    // Keys are read in order: "agent", an object, comes before the credential (the old reader
+    // stopped at the first value that was not a string), and the scheme is lower case.
+    let payload = json!({ "agent": { "name": "urql" }, "retries": 3, "authorization": format!("bearer {WRITE_KEY}") });
     let (_socket, ack) = init(&app, "graphql-ws", payload).await;
     assert_eq!(ack["type"], "connection_ack");
 }
