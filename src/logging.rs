@@ -45,6 +45,18 @@ pub fn init(args: &LogArgs) {
     }
 }
 
+/// Longest text a log line carries for one client-chosen value (a path, an operation name):
+/// a client must not be able to write megabytes into the log with one request.
+pub const MAX_LOGGED_CHARS: usize = 200;
+
+/// `text` cut to [`MAX_LOGGED_CHARS`] characters (`…` marks the cut), then [`mask`]ed.
+pub fn clip_and_mask(text: &str) -> String {
+    match text.char_indices().nth(MAX_LOGGED_CHARS) {
+        Some((cut, _)) => format!("{}…", mask(&text[..cut])),
+        None => mask(text).into_owned(),
+    }
+}
+
 /// Runs of this many digits or more (separators allowed) may be a phone number.
 const MIN_MASKED_DIGITS: usize = 7;
 
@@ -104,6 +116,15 @@ fn is_separator(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_chosen_values_are_clipped_before_they_are_logged() {
+        let long = "a".repeat(60_000);
+        let logged = super::clip_and_mask(&long);
+        assert_eq!(logged.chars().count(), super::MAX_LOGGED_CHARS + 1);
+        assert!(logged.ends_with('…'));
+        assert_eq!(super::clip_and_mask("/graphql"), "/graphql");
+    }
+
     use super::mask;
 
     #[test]

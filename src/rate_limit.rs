@@ -3,6 +3,7 @@
 //! the schema (refused credentials, WebSocket upgrades) against the client's address.
 
 use std::{
+    net::IpAddr,
     num::NonZeroU32,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
@@ -12,6 +13,22 @@ use governor::{
     DefaultKeyedRateLimiter, Quota,
     clock::{Clock, DefaultClock},
 };
+
+/// The bucket of a client address. An IPv6 client is its /64: every subscriber line and
+/// cloud instance gets at least that many addresses, so counting single addresses would let
+/// one client pick a fresh bucket for every request.
+pub fn address_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
 
 /// A keyed token bucket (GCRA), or nothing when disabled.
 pub struct RateLimit {
@@ -65,6 +82,17 @@ mod tests {
             limit.check("b").is_ok(),
             "another caller has its own bucket"
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::64".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::64".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "ip:192.0.2.7");
     }
 
     #[test]

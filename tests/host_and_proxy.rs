@@ -191,4 +191,12 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_rate_limit() {
     assert_eq!(call("203.0.113.7").await, StatusCode::TOO_MANY_REQUESTS);
     // Another client behind the same proxy has a bucket of its own.
     assert_eq!(call("198.51.100.9").await, StatusCode::OK);
+    // An IPv6 client is its /64: another address of it is the same bucket.
+    assert_eq!(call("2001:db8:1:2::64").await, StatusCode::OK);
+    assert_eq!(call("2001:db8:1:2::65").await, StatusCode::OK);
+    assert_eq!(
+        call("2001:db8:1:2::66").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(call("2001:db8:1:3::64").await, StatusCode::OK);
 }

@@ -513,3 +513,47 @@ async fn schema_and_metrics_need_credentials_and_the_schema_follows_introspectio
         "{introspection}"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_selects_exactly_one_root_field() {
+    let app = secured(|state| state).await;
+    let (mut socket, _) = init(&app, "graphql-transport-ws", json!({ "apiKey": READ_KEY })).await;
+    let fan_out = "subscription { a: contactEvents { kind } b: contactEvents { kind } }";
+    start(&mut socket, "graphql-transport-ws", "1", fan_out).await;
+    let refused = result(&mut socket).await;
+    assert_eq!(
+        first_error_code(&refused),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{refused}"
+    );
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+    let through_fragment = "subscription { ...F } fragment F on Subscription { a: contactEvents { kind } b: contactEvents { kind } }";
+    start(&mut socket, "graphql-transport-ws", "2", through_fragment).await;
+    let refused = result(&mut socket).await;
+    assert_eq!(
+        first_error_code(&refused),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_arrives() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = secured(|state| state).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nX-API-Key: {READ_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    // Answered without the body: the read returns while the 2 GB never come.
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}

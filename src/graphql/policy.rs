@@ -57,7 +57,7 @@ impl Caller {
     /// anonymous caller.
     pub fn rate_limit_key(&self) -> String {
         if self.principal.is_anonymous() {
-            format!("ip:{}", self.address)
+            crate::rate_limit::address_key(self.address)
         } else {
             self.principal.id.clone()
         }
@@ -187,6 +187,12 @@ impl Extension for PolicyCheck {
             *kind = operation.kind;
         }
         authorise(&caller, operation.kind)?;
+        // GraphQL's "single root field" rule, which async-graphql does not check: one
+        // subscription must not fan out into many streams.
+        if operation.kind == Some(OperationType::Subscription) && operation.root_fields != 1 {
+            let message = "a subscription selects exactly one root field";
+            return Err(coded(message, ErrorCode::GraphqlValidationFailed));
+        }
         request.data.insert(RequestNow(now));
         Ok(request)
     }

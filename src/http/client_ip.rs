@@ -138,28 +138,36 @@ fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .get_all("forwarded")
         .iter()
         .flat_map(|value| match value.to_str() {
-            Ok(value) => split_unquoted(value, ',')
-                .into_iter()
-                .map(|element| {
-                    split_unquoted(element, ';').into_iter().find_map(|pair| {
-                        let (name, value) = pair.split_once('=')?;
-                        name.trim()
-                            .eq_ignore_ascii_case("for")
-                            .then(|| node(value))?
-                    })
-                })
-                .collect(),
+            // A quote left open swallows whatever follows it, the proxies' own entries
+            // included: such a value is unreadable as a whole.
+            Ok(value) => match split_unquoted(value, ',') {
+                Some(elements) => elements.into_iter().map(forwarded_for).collect(),
+                None => vec![None],
+            },
             Err(_) => vec![None],
         })
         .collect()
 }
 
-/// `text` split at `separator`s outside double quotes.
-fn split_unquoted(text: &str, separator: char) -> Vec<&str> {
+/// The `for=` address of one `Forwarded` element.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    split_unquoted(element, ';')?.into_iter().find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| node(value))?
+    })
+}
+
+/// `text` split at `separator`s outside double quotes (RFC 9110 quoted strings, with `\`
+/// escapes); `None` when a quote is left open.
+fn split_unquoted(text: &str, separator: char) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (at, c) in text.char_indices() {
         match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             c if c == separator && !quoted => {
                 parts.push(&text[start..at]);
@@ -169,7 +177,7 @@ fn split_unquoted(text: &str, separator: char) -> Vec<&str> {
         }
     }
     parts.push(&text[start..]);
-    parts
+    (!quoted).then_some(parts)
 }
 
 /// An address as proxies write it: `192.0.2.1`, `192.0.2.1:80`, `2001:db8::1`,
@@ -291,6 +299,11 @@ mod tests {
             trusted.client_ip(ip("10.0.0.1"), &forwarded),
             ip("2001:db8:cafe::17")
         );
+        // A client's unclosed quote must not swallow the proxy's own entry after it.
+        let open = headers(&[("forwarded", r#"for=7.7.7.7;x="y, for=1.1.1.1"#)]);
+        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &open), ip("10.0.0.1"));
+        let escaped = headers(&[("forwarded", r#"for=7.7.7.7;x="a\"b", for=1.1.1.1"#)]);
+        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &escaped), ip("1.1.1.1"));
         let unknown = headers(&[("forwarded", "for=203.0.113.7, for=unknown")]);
         assert_eq!(trusted.client_ip(ip("10.0.0.1"), &unknown), ip("10.0.0.1"));
         // The other header is the client's own when the proxies write `Forwarded`.

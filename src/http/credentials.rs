@@ -17,6 +17,7 @@ use super::{
 use crate::{
     auth::{AuthError, Principal},
     error::ErrorCode,
+    rate_limit::address_key,
 };
 
 /// The token of an `Authorization` value: the scheme `Bearer` in any case (RFC 9110 makes
@@ -73,7 +74,7 @@ pub fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
 /// The answer to refused credentials: 401, or 429 once the client's address has had too
 /// many refusals (so keys and signatures cannot be guessed at full speed).
 pub fn refused(state: &AppState, address: IpAddr, err: AuthError, format: Format) -> Response {
-    if let Err(wait) = state.address_limit.check(&format!("ip:{address}")) {
+    if let Err(wait) = state.address_limit.check(&address_key(address)) {
         return too_many(wait, format);
     }
     let message = match err {

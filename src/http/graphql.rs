@@ -118,6 +118,15 @@ async fn from_body(
         let message = "POST /graphql takes Content-Type: application/json";
         return Err(unreadable(ErrorCode::UnsupportedMediaType, message));
     }
+    // A declared length over the limit is refused before waiting for a byte of it.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
+        let message = "request body is larger than 1 MiB";
+        return Err(unreadable(ErrorCode::PayloadTooLarge, message));
+    }
     let body = Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {

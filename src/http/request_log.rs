@@ -40,7 +40,7 @@ pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
                 "request",
                 request_id = %id,
                 method = %request.method(),
-                path = %crate::logging::mask(request.uri().path()),
+                path = %crate::logging::clip_and_mask(request.uri().path()),
                 client_ip = %client_ip,
             )
         })

@@ -36,6 +36,7 @@ use crate::{
     auth::Principal,
     error::ErrorCode,
     graphql::policy::{Caller, ConnectionOperations, Transport},
+    rate_limit::address_key,
 };
 
 /// Caps on WebSocket connections; see SECURITY.md.
@@ -135,7 +136,7 @@ pub async fn upgrade(
         return error_response(code, Format::Json, message);
     }
     // Connections count against the client's address; credentials only come later.
-    if let Err(wait) = state.rate_limit.check(&format!("ip:{client}")) {
+    if let Err(wait) = state.rate_limit.check(&address_key(client)) {
         return credentials::too_many(wait, Format::Json);
     }
     // The connection outlives the upgrade request's span: it gets its own, with the same id.
@@ -216,7 +217,7 @@ fn connection_init(
     let principal: Principal =
         credentials::from_connection_init(state, payload, headers).map_err(|_| {
             // Refused credentials count against the address, as over HTTP.
-            let _ = state.address_limit.check(&format!("ip:{address}"));
+            let _ = state.address_limit.check(&address_key(address));
             refuse(ErrorCode::Unauthenticated, "authentication required")
         })?;
     let expires_at = principal.expires_at;
