@@ -15,7 +15,7 @@ use async_graphql::{
     Request, Response, ServerError, ServerResult,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
-        NextSubscribe,
+        NextResolve, NextSubscribe, ResolveInfo,
     },
     futures_util::stream::{self, BoxStream, StreamExt},
     parser::types::OperationType,
@@ -111,6 +111,7 @@ impl ExtensionFactory for Policy {
             rate_limit: self.rate_limit.clone(),
             metrics: self.metrics.clone(),
             kind: Mutex::new(None),
+            root_fields: tokio::sync::Semaphore::new(MAX_PARALLEL_ROOT_FIELDS),
         })
     }
 }
@@ -121,7 +122,14 @@ struct PolicyCheck {
     metrics: Arc<Metrics>,
     /// The operation's type once known, for the metrics.
     kind: Mutex<Option<OperationType>>,
+    /// Places for the root fields running at once.
+    root_fields: tokio::sync::Semaphore,
 }
+
+/// Root fields of one query resolved at once. GraphQL runs a query's root fields
+/// concurrently; each may hold a database connection, so without a bound one document of
+/// aliased fields could take the whole pool and starve every other request.
+pub const MAX_PARALLEL_ROOT_FIELDS: usize = 2;
 
 /// A refusal before anything ran: no location in the document to point at.
 fn refusal(err: AppError) -> ServerError {
@@ -197,6 +205,20 @@ impl Extension for PolicyCheck {
         Ok(request)
     }
 
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        if info.path_node.parent.is_some() {
+            return next.run(ctx, info).await;
+        }
+        // Never closed, so acquiring only fails if it were; then run unbounded.
+        let _place = self.root_fields.acquire().await.ok();
+        next.run(ctx, info).await
+    }
+
     fn subscribe<'s>(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -251,6 +273,48 @@ fn authorise(caller: &Caller, kind: Option<OperationType>) -> ServerResult<()> {
 
 #[cfg(test)]
 mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    /// A root field that records how many of its kind run at once.
+    struct Probe {
+        running: Arc<AtomicUsize>,
+        peak: Arc<AtomicUsize>,
+    }
+
+    #[Object]
+    impl Probe {
+        async fn slow(&self) -> bool {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_query_runs_at_most_two_root_fields_at_once() {
+        let peak = Arc::new(AtomicUsize::new(0));
+        let probe = Probe {
+            running: Arc::default(),
+            peak: peak.clone(),
+        };
+        let policy = Policy {
+            rate_limit: Arc::new(RateLimit::new(0, 0)),
+            metrics: Arc::default(),
+        };
+        let schema = Schema::build(probe, EmptyMutation, EmptySubscription)
+            .extension(policy)
+            .finish();
+        let request = Request::new("{ a: slow b: slow c: slow d: slow e: slow }")
+            .data(caller(Scope::Read, Transport::HttpPost));
+        let response = schema.execute(request).await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_PARALLEL_ROOT_FIELDS);
+    }
+
     use std::net::Ipv4Addr;
 
     use super::*;
