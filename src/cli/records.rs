@@ -271,7 +271,7 @@ impl<W: Write> Writer<W> {
         match self {
             Self::Csv { writer, keys } => {
                 let mut record = vec![
-                    contact.phone_number.clone(),
+                    contact.phone_number.clone().unwrap_or_default(),
                     contact.country_code.clone().unwrap_or_default(),
                     contact
                         .last_whatsapp_message_at
@@ -289,7 +289,7 @@ impl<W: Write> Writer<W> {
             }
             Self::Jsonl(out) => {
                 let line = JsonContact {
-                    phone_number: contact.phone_number.clone(),
+                    phone_number: contact.phone_number.clone().unwrap_or_default(),
                     country_code: contact.country_code.clone(),
                     last_whatsapp_message_at: contact.last_whatsapp_message_at.map(time),
                     metadata: Some(metadata.cloned().unwrap_or_default()),

@@ -57,7 +57,7 @@ impl ContactService {
             .all(&txn)
             .await?
             .into_iter()
-            .map(|row| (row.phone_number.clone(), row))
+            .filter_map(|row| Some((row.phone_number.clone()?, row)))
             .collect();
         let mut rows = Vec::with_capacity(contacts.len());
         let mut changes = Vec::with_capacity(contacts.len());

@@ -42,8 +42,8 @@ pub type ChangeWithRow = (ContactChange, Option<Model>);
 enum Next {
     /// Time passed, or another contact changed: recompute.
     Tick,
-    /// The contact's row as it is now.
-    Row(AppResult<Option<Model>>),
+    /// The contact's row as it is now (boxed: a row is far larger than the other variants).
+    Row(Box<AppResult<Option<Model>>>),
     Closed,
 }
 
@@ -107,7 +107,7 @@ impl ContactService {
                 let expiry = state.expires_at.filter(|_| state.open);
                 let read = match next_change(&service, &mut feed, id, expiry).await {
                     Next::Tick => continue,
-                    Next::Row(read) => read,
+                    Next::Row(read) => *read,
                     Next::Closed => return,
                 };
                 match read {
@@ -134,13 +134,13 @@ async fn next_change(
         () = wake_at(service, expiry) => Next::Tick,
         message = feed.recv() => match message {
             Some(Fanned::Change(delivered)) if delivered.change.contact_id == id => {
-                Next::Row(delivered.row())
+                Next::Row(Box::new(delivered.row()))
             }
             Some(Fanned::Change(_)) => Next::Tick,
             // Missed events are recovered by reading the row again.
             Some(Fanned::Resync | Fanned::Lagged(_)) => {
                 service.event_row_reads().inc();
-                Next::Row(service.get(id).await)
+                Next::Row(Box::new(service.get(id).await))
             }
             None => Next::Closed,
         },

@@ -44,12 +44,17 @@ pub(super) fn contact_row(
 ) -> Model {
     Model {
         id,
-        phone_number: contact.phone.e164.clone(),
+        phone_number: Some(contact.phone.e164.clone()),
         country_code: contact.phone.country_code.clone(),
         last_whatsapp_message_at: contact.last_whatsapp_message_at,
         metadata: contact.metadata.clone().unwrap_or_default().to_json(),
         created_at,
         updated_at,
+        whatsapp_user_id: None,
+        parent_whatsapp_user_id: None,
+        whatsapp_username: None,
+        whatsapp_profile_name: None,
+        whatsapp_identity_seen_at: None,
     }
 }
 
@@ -279,7 +284,7 @@ fn apply_phone_changes(
         (Some(Some(raw)), country) => {
             let given = country.as_ref().and_then(|c| c.as_deref());
             let parsed = phone::parse_phone(raw, given, fields)?;
-            row.phone_number = Set(parsed.e164);
+            row.phone_number = Set(Some(parsed.e164));
             // Explicit null clears; otherwise given or derived from the new number.
             row.country_code = Set(if matches!(country, Some(None)) {
                 None
@@ -289,7 +294,13 @@ fn apply_phone_changes(
             Ok(())
         }
         (None, Some(Some(code))) => {
-            let parsed = phone::parse_phone(&current.phone_number, Some(&code), fields)?;
+            let Some(stored) = current.phone_number.as_deref() else {
+                return Err(AppError::validation(
+                    "input.countryCode",
+                    "a contact without a phone number has no country code",
+                ));
+            };
+            let parsed = phone::parse_phone(stored, Some(&code), fields)?;
             row.country_code = Set(parsed.country_code);
             Ok(())
         }

@@ -34,9 +34,10 @@ impl Contact {
         ID(self.row.id.to_string())
     }
 
-    /// E.164, e.g. `+56912345678`. Unique.
-    async fn phone_number(&self) -> &str {
-        &self.row.phone_number
+    /// E.164, e.g. `+56912345678`. Unique. Null only for a contact known by `whatsappUserId`
+    /// alone (a user who hides the number behind a username); every contact has at least one.
+    async fn phone_number(&self) -> Option<&str> {
+        self.row.phone_number.as_deref()
     }
 
     /// ISO 3166-1 alpha-2, upper case; derived from the number when not given.
