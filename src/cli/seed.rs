@@ -117,10 +117,11 @@ fn demo_contact(
         );
     }
     let input = ContactInput {
-        phone_number,
+        phone_number: Some(phone_number),
         country_code: Some(country.to_owned()),
         metadata: Some(metadata),
         last_whatsapp_message_at: last,
+        ..Default::default()
     };
     (input, window)
 }

@@ -1,10 +1,12 @@
 //! The contacts domain: validation, the window rule, the clock, and every database query.
 
+pub mod bsuid;
 pub mod bulk;
 pub mod clock;
 pub mod cursor;
 mod fanout;
 pub mod filter;
+pub mod identity;
 pub mod import;
 pub mod input;
 pub mod metadata;

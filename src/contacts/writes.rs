@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     clock::to_storage_precision,
+    identity,
     input::{self, ContactChanges, ContactInput, NewContact},
     metadata::{self, Metadata},
     phone::{self, PhoneFields},
@@ -44,16 +45,17 @@ pub(super) fn contact_row(
 ) -> Model {
     Model {
         id,
-        phone_number: Some(contact.phone.e164.clone()),
-        country_code: contact.phone.country_code.clone(),
+        phone_number: contact.phone.as_ref().map(|p| p.e164.clone()),
+        country_code: contact.phone.as_ref().and_then(|p| p.country_code.clone()),
         last_whatsapp_message_at: contact.last_whatsapp_message_at,
         metadata: contact.metadata.clone().unwrap_or_default().to_json(),
         created_at,
         updated_at,
-        whatsapp_user_id: None,
-        parent_whatsapp_user_id: None,
-        whatsapp_username: None,
-        whatsapp_profile_name: None,
+        whatsapp_user_id: contact.whatsapp.user_id.clone(),
+        parent_whatsapp_user_id: contact.whatsapp.parent_user_id.clone(),
+        whatsapp_username: contact.whatsapp.username.clone(),
+        whatsapp_profile_name: contact.whatsapp.profile_name.clone(),
+        // Set by inbound events only: a value written by hand yields to the next event.
         whatsapp_identity_seen_at: None,
     }
 }
@@ -70,15 +72,16 @@ impl ContactService {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
         let txn = self.begin_write().await?;
-        let row = new_row(&contact, now).insert(&txn).await.map_err(|err| {
-            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
-        })?;
+        let row = new_row(&contact, now)
+            .insert(&txn)
+            .await
+            .map_err(|err| identity::conflict(err, "input"))?;
         self.commit_announcing(txn, &[change(ChangeKind::Created, row.id, now)])
             .await?;
         Ok(row)
     }
 
-    /// Creates or updates by phone number in one statement; `true` when created.
+    /// Creates or updates by BSUID, else phone number; `true` when created.
     pub async fn upsert(&self, input: ContactInput) -> AppResult<(Model, bool)> {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
@@ -100,12 +103,19 @@ impl ContactService {
         contact: &NewContact,
         now: DateTime<Utc>,
     ) -> AppResult<(Model, bool)> {
+        let Some(phone) = contact
+            .phone
+            .as_ref()
+            .filter(|_| contact.whatsapp.is_empty())
+        else {
+            return identity::upsert(conn, contact, now).await;
+        };
         let row = new_row(contact, now);
         let new_id = Uuid::now_v7();
         // Absent fields keep the stored values. A stored country code agrees with the number,
         // since the row was found by that very number and every write checks the pair.
         let mut columns = vec![Column::UpdatedAt];
-        if contact.phone.country_given {
+        if phone.country_given {
             columns.push(Column::CountryCode);
         }
         if contact.metadata.is_some() {
@@ -235,7 +245,8 @@ impl ContactService {
             None => to_storage_precision(now),
         };
         let contact = NewContact {
-            phone,
+            phone: Some(phone),
+            whatsapp: Default::default(),
             metadata: None,
             last_whatsapp_message_at: Some(at),
         };
