@@ -4,6 +4,7 @@ pub mod codes;
 mod connection;
 mod contact;
 pub mod documents;
+mod inbound;
 mod inputs;
 pub mod limits;
 mod mutation;

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use super::{
     contact::Contact,
+    inbound::RecordWhatsappInboundInput,
     inputs::{CreateContactInput, UpdateContactInput},
     parse_id, request_now,
     scalars::{MetadataMap, Timestamp},
@@ -163,6 +164,21 @@ impl MutationRoot {
         let row = service(ctx)?
             .record_message(&phone_number, country_code.as_deref(), at)
             .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records an inbound WhatsApp message or call, as a webhook worker receives it, with or
+    /// without the sender's phone number: finds the contact by BSUID then phone number
+    /// (creating it when neither finds one), fills in the identity it lacks, merges two
+    /// contacts the event shows to be one person, and moves `lastWhatsappMessageAt` forward
+    /// only. Retried internally when concurrent events for the same person race.
+    /// `recordWhatsappMessage` remains the phone-number-only shorthand.
+    async fn record_whatsapp_inbound(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The event.")] input: RecordWhatsappInboundInput,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?.record_inbound(input.into()).await?;
         Ok(payload(ctx, row))
     }
 
