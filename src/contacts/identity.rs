@@ -8,7 +8,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect,
+    QueryFilter, QuerySelect, sea_query::OnConflict,
 };
 use uuid::Uuid;
 
@@ -84,6 +84,52 @@ pub async fn find<C: ConnectionTrait>(
         by_user_id,
         by_phone,
     })
+}
+
+/// Records that `contact_id` held `old` until `at`, so events carrying it still find the
+/// contact; nothing when `old` is already recorded (a replay).
+pub async fn remember_previous<C: ConnectionTrait>(
+    conn: &C,
+    old: &str,
+    contact_id: Uuid,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    let row = previous::ActiveModel {
+        whatsapp_user_id: Set(old.to_owned()),
+        contact_id: Set(contact_id),
+        replaced_at: Set(at),
+    };
+    let on_conflict = OnConflict::column(previous::Column::WhatsappUserId)
+        .do_nothing()
+        .to_owned();
+    previous::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// True when `user_id` was left behind by an identity change and nobody holds it now.
+pub async fn is_replaced<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<bool> {
+    let held = Entity::find()
+        .filter(Column::WhatsappUserId.eq(user_id))
+        .one(conn)
+        .await?;
+    if held.is_some() {
+        return Ok(false);
+    }
+    let found = previous::Entity::find_by_id(user_id.to_owned())
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Drops `user_id` from the replaced BSUIDs: a contact holds it (again) now.
+pub async fn forget_previous<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<()> {
+    previous::Entity::delete_by_id(user_id.to_owned())
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// A unique violation on the BSUID or the phone number, as `CONFLICT` on the field it names.
@@ -182,4 +228,22 @@ fn updated(current: Model, contact: &NewContact, now: DateTime<Utc>) -> ActiveMo
     }
     row.updated_at = Set(now);
     row
+}
+
+/// A write that lost a race with a concurrent writer of the same person and may succeed
+/// when tried again: a unique violation (the other inserted the identity first), a deadlock
+/// or a serialization failure. The database error is only available as text once
+/// converted, so the stable messages of both backends are matched.
+pub fn is_write_race(err: &AppError) -> bool {
+    let AppError::Internal(detail) = err else {
+        return false;
+    };
+    [
+        "duplicate key value violates unique constraint",
+        "UNIQUE constraint failed",
+        "deadlock detected",
+        "could not serialize access",
+    ]
+    .iter()
+    .any(|pattern| detail.contains(pattern))
 }

@@ -129,7 +129,7 @@ impl ContactService {
         let mut attempt = 1;
         loop {
             match self.record_inbound_once(&event, now).await {
-                Err(err) if attempt < ATTEMPTS && is_write_race(&err) => attempt += 1,
+                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
                 result => return result,
             }
         }
@@ -225,22 +225,4 @@ fn applied(row: Model, event: &InboundEvent, now: DateTime<Utc>) -> Model {
         next.updated_at = now;
     }
     next
-}
-
-/// A write that lost a race with a concurrent writer of the same person and may succeed
-/// when tried again: a unique violation (the other inserted the identity first), a deadlock
-/// or a serialization failure. The database error is only available as text once
-/// converted, so the stable messages of both backends are matched.
-fn is_write_race(err: &AppError) -> bool {
-    let AppError::Internal(detail) = err else {
-        return false;
-    };
-    [
-        "duplicate key value violates unique constraint",
-        "UNIQUE constraint failed",
-        "deadlock detected",
-        "could not serialize access",
-    ]
-    .iter()
-    .any(|pattern| detail.contains(pattern))
 }

@@ -5,12 +5,10 @@ use entity::{
     contact::{Entity, Model},
     previous_whatsapp_user_id as previous,
 };
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::Value;
 
-use super::metadata::MAX_KEYS;
+use super::{identity, metadata::MAX_KEYS};
 use crate::error::AppResult;
 
 /// The survivor and the absorbed contact of a merge: the older one (by creation, then id,
@@ -48,13 +46,7 @@ pub async fn absorb<C: ConnectionTrait>(
         _ => None,
     };
     if let Some(old) = displaced {
-        previous::Entity::insert(previous::ActiveModel {
-            whatsapp_user_id: Set(old),
-            contact_id: Set(survivor.id),
-            replaced_at: Set(now),
-        })
-        .exec(conn)
-        .await?;
+        identity::remember_previous(conn, &old, survivor.id, now).await?;
     }
     Ok(combined(survivor, absorbed))
 }

@@ -18,6 +18,7 @@ pub mod phone;
 mod reads;
 mod service;
 mod sql;
+mod user_id_change;
 pub mod watch;
 pub mod window;
 mod writes;

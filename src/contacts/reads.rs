@@ -59,11 +59,12 @@ impl ContactService {
         identity::find_user_id(&self.db.read, &user_id, false).await
     }
 
-    /// The BSUIDs a contact held before, oldest first.
+    /// The BSUIDs a contact held before, oldest first (ties by id).
     pub async fn previous_whatsapp_user_ids(&self, id: Uuid) -> AppResult<Vec<String>> {
         let rows = previous::Entity::find()
             .filter(previous::Column::ContactId.eq(id))
             .order_by_asc(previous::Column::ReplacedAt)
+            .order_by_asc(previous::Column::WhatsappUserId)
             .all(&self.db.read)
             .await?;
         Ok(rows.into_iter().map(|row| row.whatsapp_user_id).collect())

@@ -182,6 +182,40 @@ impl MutationRoot {
         Ok(payload(ctx, row))
     }
 
+    /// Records that Meta replaced a user's BSUID (it does when the user changes phone
+    /// number). The contact holding `previousWhatsappUserId` takes `whatsappUserId`; the old
+    /// one is kept in `previousWhatsappUserIds`, so a late webhook carrying it still finds
+    /// the contact. Every contact the change names (the holder of either BSUID, current or
+    /// replaced, and of `phoneNumber`) is the same person: two or more are merged into the
+    /// oldest (`MERGED` events), so a contact already holding the new BSUID is merged.
+    /// `phoneNumber`, when given, becomes the contact's number. A user we have never seen
+    /// becomes a new contact. Idempotent: a replay, or a change to a BSUID the contact has
+    /// since left behind, changes nothing.
+    async fn record_whatsapp_user_id_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The BSUID Meta replaced.")] previous_whatsapp_user_id: String,
+        #[graphql(desc = "The BSUID that replaces it.")] whatsapp_user_id: String,
+        #[graphql(
+            desc = "The user's phone number, when the webhook carries it (E.164 or \
+                          international format)."
+        )]
+        phone_number: Option<String>,
+        #[graphql(desc = "When the change happened; defaults to now; at most 5 minutes \
+                          ahead. Recorded as the time the old BSUID was replaced.")]
+        at: Option<Timestamp>,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?
+            .record_user_id_change(
+                &previous_whatsapp_user_id,
+                &whatsapp_user_id,
+                phone_number.as_deref(),
+                at.map(|t| t.0),
+            )
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
     /// Upserts up to 1,000 contacts by phone number; bad rows are reported, not fatal.
     async fn import_contacts(
         &self,
