@@ -603,3 +603,29 @@ async fn identity_columns_round_trip_in_csv_and_jsonl() {
         assert_eq!(contacts(&target), original, "{format} round trip");
     }
 }
+
+/// Every tenth demo contact is known by WhatsApp username only, recorded as an inbound
+/// message or call: a BSUID, a username and profile name, no phone number, a window.
+#[tokio::test]
+async fn seed_demo_adds_username_only_contacts_from_messages_and_calls() {
+    let (_dir, url) = database().await;
+    let seeded = ok(&url, &["seed-demo", "--count", "40"]);
+    assert!(
+        seeded.contains("4 known by WhatsApp username only"),
+        "{seeded}"
+    );
+    let all = contacts(&url);
+    assert_eq!(all.len(), 40);
+    let phone_less: Vec<&Value> = all
+        .iter()
+        .filter(|c| c.get("phoneNumber").is_none())
+        .collect();
+    assert_eq!(phone_less.len(), 4);
+    for contact in phone_less {
+        let user_id = contact["whatsappUserId"].as_str().expect("a BSUID");
+        assert_eq!(user_id.len(), 23, "{user_id}");
+        assert!(contact["whatsappUsername"].is_string(), "{contact}");
+        assert!(contact["whatsappProfileName"].is_string(), "{contact}");
+        assert!(contact["lastWhatsappMessageAt"].is_string(), "{contact}");
+    }
+}
