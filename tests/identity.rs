@@ -301,3 +301,24 @@ async fn import_accepts_either_identity_and_reports_bad_rows() {
     assert_eq!(contact["phoneNumber"], "+525598765432");
     assert_eq!(contact["whatsappUsername"], "lupe");
 }
+
+#[tokio::test]
+async fn update_clears_the_phone_number_only_of_a_contact_with_a_bsuid() {
+    let app = TestApp::start().await;
+    let update = "mutation($id: ID!) { updateContact(id: $id, input: { phoneNumber: null }) {
+        contact { phoneNumber countryCode whatsappUserId } } }";
+    let both = create(
+        &app,
+        json!({ "phoneNumber": "+56911111111", "whatsappUserId": "CL.1" }),
+    )
+    .await;
+    let cleared = app.data(update, json!({ "id": both["id"] })).await;
+    assert_eq!(
+        cleared["updateContact"]["contact"],
+        json!({ "phoneNumber": null, "countryCode": null, "whatsappUserId": "CL.1" })
+    );
+    let phone_only = create(&app, json!({ "phoneNumber": "+56922222222" })).await;
+    let err = app.error(update, json!({ "id": phone_only["id"] })).await;
+    assert_eq!(code(&err), "BAD_USER_INPUT");
+    assert_eq!(err["extensions"]["field"], "input.phoneNumber");
+}

@@ -288,9 +288,15 @@ fn apply_phone_changes(
     };
     let country = changes.country_code.clone();
     match (&changes.phone_number, country) {
+        // Only a contact that keeps another identity may lose its number.
+        (Some(None), _) if current.whatsapp_user_id.is_some() => {
+            row.phone_number = Set(None);
+            row.country_code = Set(None);
+            Ok(())
+        }
         (Some(None), _) => Err(AppError::validation(
             "input.phoneNumber",
-            "phoneNumber cannot be null",
+            "phoneNumber cannot be null for a contact without a whatsappUserId",
         )),
         (Some(Some(raw)), country) => {
             let given = country.as_ref().and_then(|c| c.as_deref());

@@ -146,7 +146,9 @@ impl From<CreateContactInput> for ContactInput {
 /// Changes to a contact: an absent field is unchanged, an explicit `null` clears it.
 #[derive(InputObject)]
 pub struct UpdateContactInput {
-    /// A new number (international format, or national with `countryCode`).
+    /// A new number (international format, or national with `countryCode`). Null removes
+    /// the number (and the country code) of a contact that has a `whatsappUserId`; for any
+    /// other contact it is `BAD_USER_INPUT`, since every contact keeps an identity.
     pub phone_number: MaybeUndefined<String>,
     /// A new country code (the rule of `CreateContactInput.countryCode`); null clears it.
     /// Derived again when only the number changes.
