@@ -76,11 +76,26 @@
       return {};
     }
   }
-  var fetcher = GraphiQL.createFetcher({
+  var baseFetcher = GraphiQL.createFetcher({
     url: origin + '/graphql',
     subscriptionUrl: wsUrl,
     wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true, connectionParams: currentHeaders })
   });
+  // GraphiQL updates the operation name it sends on cursor moves, not on every keystroke:
+  // select all, type an anonymous query and press Ctrl+Enter at once, and it still names
+  // the example operation the cursor was in (`Unknown operation named "OpenWindows"`). Run
+  // what the editor holds: drop a name the document does not define. (Names are
+  // [_A-Za-z][_0-9A-Za-z]*, so one is safe inside a regular expression.)
+  function definesOperation(query, name) {
+    var pattern = new RegExp('(^|[^_0-9A-Za-z])(query|mutation|subscription)\\s+' + name + '(?![_0-9A-Za-z])');
+    return pattern.test(query || '');
+  }
+  function fetcher(params, options) {
+    if (params && params.operationName && !definesOperation(params.query, params.operationName)) {
+      params = Object.assign({}, params, { operationName: null });
+    }
+    return baseFetcher(params, options);
+  }
 
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
   root.render(
