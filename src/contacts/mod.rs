@@ -11,6 +11,7 @@ pub mod import;
 pub mod inbound;
 pub mod input;
 mod merge;
+mod message;
 pub mod metadata;
 pub mod order;
 pub mod page;

@@ -6,13 +6,12 @@ use entity::contact::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
 
 use super::{
-    clock::to_storage_precision,
     identity,
     input::{self, ContactChanges, ContactInput, NewContact},
     metadata::{self, Metadata},
@@ -24,17 +23,6 @@ use crate::{
     error::{AppError, AppResult},
     events::ChangeKind,
 };
-
-const DUPLICATE_PHONE: &str = "a contact with this phone number already exists";
-
-/// Keeps the later of the stored and the incoming message time, so late or repeated webhook
-/// deliveries never move it backwards.
-const LATEST_MESSAGE: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
-     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
-     THEN excluded.last_whatsapp_message_at ELSE contacts.last_whatsapp_message_at END";
-const UPDATED_IF_LATER: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
-     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
-     THEN excluded.updated_at ELSE contacts.updated_at END";
 
 /// The row `contact` makes, with the given identity and timestamps.
 pub(super) fn contact_row(
@@ -61,7 +49,7 @@ pub(super) fn contact_row(
 }
 
 /// A new contact's row, every column set, ready to insert.
-fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
+pub(super) fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
     contact_row(contact, Uuid::now_v7(), now, now)
         .into_active_model()
         .reset_all()
@@ -142,7 +130,10 @@ impl ContactService {
     pub async fn update(&self, id: Uuid, changes: ContactChanges) -> AppResult<Model> {
         let now = self.now();
         let txn = self.begin_write().await?;
+        // Locked, so a concurrent merge or inbound event of this contact goes first or after
+        // (a contact merged away meanwhile is then NOT_FOUND, not a failed UPDATE).
         let current = Entity::find_by_id(id)
+            .lock_exclusive()
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
@@ -161,9 +152,10 @@ impl ContactService {
             row.last_whatsapp_message_at = Set(last);
         }
         row.updated_at = Set(now);
-        let updated = row.update(&txn).await.map_err(|err| {
-            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
-        })?;
+        let updated = row
+            .update(&txn)
+            .await
+            .map_err(|err| identity::conflict(err, "input"))?;
         self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
             .await?;
         Ok(updated)
@@ -223,55 +215,6 @@ impl ContactService {
         }
         self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
             .await?;
-        Ok(row)
-    }
-
-    /// An inbound WhatsApp message: creates the contact if needed and moves
-    /// `lastWhatsappMessageAt` forward only, in one statement.
-    pub async fn record_message(
-        &self,
-        raw_phone: &str,
-        country_code: Option<&str>,
-        received_at: Option<DateTime<Utc>>,
-    ) -> AppResult<Model> {
-        let now = self.now();
-        let fields = PhoneFields {
-            phone_number: "phoneNumber",
-            country_code: "countryCode",
-        };
-        let phone = phone::parse_phone(raw_phone, country_code, fields)?;
-        let at = match received_at {
-            Some(at) => input::message_time(at, now, "receivedAt")?,
-            None => to_storage_precision(now),
-        };
-        let contact = NewContact {
-            phone: Some(phone),
-            whatsapp: Default::default(),
-            metadata: None,
-            last_whatsapp_message_at: Some(at),
-        };
-        let new_id = Uuid::now_v7();
-        let on_conflict = OnConflict::column(Column::PhoneNumber)
-            .value(Column::LastWhatsappMessageAt, Expr::cust(LATEST_MESSAGE))
-            .value(Column::UpdatedAt, Expr::cust(UPDATED_IF_LATER))
-            .to_owned();
-        let txn = self.begin_write().await?;
-        let row = Entity::insert(ActiveModel {
-            id: Set(new_id),
-            ..new_row(&contact, now)
-        })
-        .on_conflict(on_conflict)
-        .exec_with_returning(&txn)
-        .await?;
-        // A stale or repeated delivery changes nothing, so it announces nothing.
-        let changes = if row.id == new_id {
-            vec![change(ChangeKind::Created, row.id, now)]
-        } else if row.updated_at == now {
-            vec![change(ChangeKind::Updated, row.id, now)]
-        } else {
-            Vec::new()
-        };
-        self.commit_announcing(txn, &changes).await?;
         Ok(row)
     }
 }
