@@ -211,3 +211,63 @@ async fn rollback_keeps_contacts_and_refuses_to_drop_phone_less_ones() {
     let data = again.data(LIST, json!({})).await;
     assert_eq!(data["contacts"]["nodes"].as_array().map(Vec::len), Some(2));
 }
+
+/// The lookups the identity filters and matching run are index scans, not table scans: by
+/// BSUID, by a replaced BSUID, and "has no phone number". (PostgreSQL is told to avoid
+/// sequential scans, which it prefers on a table this small.)
+#[tokio::test]
+async fn identity_lookups_use_their_indexes() {
+    use sea_orm::TransactionTrait;
+    let (app, _, _) = upgraded().await;
+    let db = Database::connect(&app.database_url).await.expect("connect");
+    let backend = db.get_database_backend();
+    let txn = db.begin().await.expect("begin");
+    let explain = if on_postgres() {
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+            .await
+            .expect("set");
+        "EXPLAIN"
+    } else {
+        "EXPLAIN QUERY PLAN"
+    };
+    let queries = [
+        (
+            "SELECT * FROM contacts WHERE whatsapp_user_id = 'US.1'",
+            "idx_contacts_whatsapp_user_id",
+        ),
+        (
+            "SELECT * FROM contact_previous_whatsapp_user_ids WHERE whatsapp_user_id = 'US.1'",
+            if on_postgres() {
+                "contact_previous_whatsapp_user_ids_pkey"
+            } else {
+                "sqlite_autoindex_contact_previous_whatsapp_user_ids_1"
+            },
+        ),
+        (
+            "SELECT * FROM contacts WHERE phone_number IS NULL",
+            if on_postgres() {
+                "contacts_phone_number_key"
+            } else {
+                "USING INDEX sqlite_autoindex_contacts_2 (phone_number=?)"
+            },
+        ),
+    ];
+    for (sql, index) in queries {
+        let plan: Vec<String> = txn
+            .query_all_raw(Statement::from_string(backend, format!("{explain} {sql}")))
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| {
+                let column = if on_postgres() {
+                    "QUERY PLAN"
+                } else {
+                    "detail"
+                };
+                row.try_get::<String>("", column).expect("plan line")
+            })
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains(index), "{sql}:\n{plan}");
+    }
+}
