@@ -301,3 +301,67 @@ async fn concurrent_events_through_two_instances_end_as_one_contact() {
     let other = app.second_instance().await;
     twenty_concurrent_events_then_one_joining_them(&[&app, &other]).await;
 }
+
+/// A merge racing metadata patches of both contacts loses none of them: a patch of the
+/// absorbed contact either lands before the merge (and its key is merged in) or finds the
+/// contact gone (`NOT_FOUND`); patches of the survivor all land. On PostgreSQL the writes
+/// go through two instances.
+#[tokio::test]
+async fn a_merge_racing_updates_of_both_contacts_loses_none() {
+    let app = TestApp::start().await;
+    let second = if common::on_postgres() {
+        Some(app.second_instance().await)
+    } else {
+        None
+    };
+    let other = second.as_ref().unwrap_or(&app);
+    let older = inbound(&app, json!({ "whatsappUserId": "AR.9" })).await;
+    app.clock.advance(TimeDelta::minutes(1));
+    let newer = inbound(&app, json!({ "phoneNumber": "+5491123456789" })).await;
+    let mut calls = Vec::new();
+    for n in 0..10 {
+        for (prefix, contact) in [("s", &older), ("a", &newer)] {
+            let target = if n % 2 == 0 { &app } else { other };
+            let vars = json!({ "id": contact["id"], "set": { format!("{prefix}{n}"): "x" } });
+            calls.push(
+                Box::pin(async move { (prefix, n, target.post(PATCH, vars).await) })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>,
+            );
+        }
+        if n == 5 {
+            let vars =
+                json!({ "input": { "whatsappUserId": "AR.9", "phoneNumber": "+5491123456789" } });
+            calls.push(Box::pin(async move {
+                ("merge", n, other.post(INBOUND, vars).await)
+            }));
+        }
+    }
+    let results = futures_util::future::join_all(calls).await;
+    let mut landed = Vec::new();
+    for (prefix, n, (status, body)) in results {
+        assert_eq!(status, 200, "{body}");
+        match body.get("errors") {
+            None if prefix != "merge" => landed.push(format!("{prefix}{n}")),
+            None => {}
+            Some(errors) => {
+                assert_eq!(prefix, "a", "only the absorbed contact may vanish: {body}");
+                assert_eq!(code(&errors[0]), "NOT_FOUND", "{body}");
+            }
+        }
+    }
+    assert_eq!(count(&app).await, 1);
+    let survivor = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { metadata } }",
+            json!({ "id": older["id"] }),
+        )
+        .await;
+    let metadata = survivor["contact"]["metadata"]
+        .as_object()
+        .cloned()
+        .unwrap();
+    for key in &landed {
+        assert!(metadata.contains_key(key), "{key} was lost: {metadata:?}");
+    }
+    assert!(landed.iter().filter(|k| k.starts_with('s')).count() == 10);
+}
