@@ -175,6 +175,13 @@ impl AppError {
         }
     }
 
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     /// Maps a unique-constraint violation to `Conflict` on `field`, on every backend;
     /// any other database error is internal.
     pub fn from_db_with_conflict(err: DbErr, field: &str, message: &str) -> Self {

@@ -19,6 +19,8 @@ pub enum ChangeKind {
     Created,
     Updated,
     Deleted,
+    /// Another contact was merged into this one (see `ContactChange::merged_contact_id`).
+    Merged,
 }
 
 impl ChangeKind {
@@ -27,11 +29,12 @@ impl ChangeKind {
             Self::Created => "CREATED",
             Self::Updated => "UPDATED",
             Self::Deleted => "DELETED",
+            Self::Merged => "MERGED",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Created, Self::Updated, Self::Deleted]
+        [Self::Created, Self::Updated, Self::Deleted, Self::Merged]
             .into_iter()
             .find(|kind| kind.name() == name)
     }
@@ -43,14 +46,22 @@ pub struct ContactChange {
     pub kind: ChangeKind,
     pub contact_id: Uuid,
     pub at: DateTime<Utc>,
+    /// For `Merged`: the contact absorbed into `contact_id`, now deleted.
+    pub merged_contact_id: Option<Uuid>,
 }
 
 impl ContactChange {
+    /// True when the change is news for contact `id`: its own, or its merge into another.
+    pub fn concerns(&self, id: Uuid) -> bool {
+        self.contact_id == id || self.merged_contact_id == Some(id)
+    }
+
     fn to_payload(&self) -> String {
         json!({
             "id": self.contact_id,
             "kind": self.kind.name(),
             "at": self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "merged": self.merged_contact_id,
         })
         .to_string()
     }
@@ -63,6 +74,9 @@ impl ContactChange {
             at: DateTime::parse_from_rfc3339(value["at"].as_str()?)
                 .ok()?
                 .with_timezone(&Utc),
+            merged_contact_id: value["merged"]
+                .as_str()
+                .and_then(|id| Uuid::parse_str(id).ok()),
         })
     }
 }
@@ -235,7 +249,8 @@ mod tests {
     #[test]
     fn payload_round_trips() {
         let change = ContactChange {
-            kind: ChangeKind::Deleted,
+            kind: ChangeKind::Merged,
+            merged_contact_id: Some(Uuid::now_v7()),
             contact_id: Uuid::now_v7(),
             at: DateTime::parse_from_rfc3339("2026-11-24T13:37:00.123456Z")
                 .unwrap()
@@ -256,6 +271,7 @@ mod tests {
             kind: ChangeKind::Created,
             contact_id: Uuid::now_v7(),
             at: Utc::now(),
+            merged_contact_id: None,
         };
         bus.committed(std::slice::from_ref(&change));
         assert_eq!(receiver.recv().await.unwrap(), BusMessage::Change(change));

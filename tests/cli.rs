@@ -451,9 +451,15 @@ async fn csv_export_neutralises_formulas_and_still_imports_back_the_same() {
     ok(&source, &["export", "--output", &file]);
     let text = std::fs::read_to_string(&file).expect("export");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let note_column = reader
+        .headers()
+        .expect("CSV header")
+        .iter()
+        .position(|name| name == "metadata.note")
+        .expect("a metadata.note column");
     let notes: Vec<String> = reader
         .records()
-        .map(|record| record.expect("CSV record")[3].to_owned())
+        .map(|record| record.expect("CSV record")[note_column].to_owned())
         .collect();
     assert_eq!(notes.len(), risky.len());
     assert!(notes.contains(&"'=HYPERLINK(\"http://evil.test\",\"click\")".to_owned()));
@@ -556,4 +562,70 @@ async fn timestamps_beyond_four_digit_utc_years_are_refused_by_import_and_export
         "{}",
         stderr(&export)
     );
+}
+
+/// WhatsApp identity columns import, export and import back unchanged; a phone-less row needs
+/// a BSUID.
+#[tokio::test]
+async fn identity_columns_round_trip_in_csv_and_jsonl() {
+    let (dir, source) = database().await;
+    let csv = "phoneNumber,whatsappUserId,parentWhatsappUserId,whatsappUsername,whatsappProfileName\n\
+        ,US.1349,US.P1,ana.w,=Ana\n\
+        +56912345678,CL.77,,,\n\
+        +56912345679,,,,\n\
+        ,,,bruno,\n";
+    let file = write(&dir, "identity.csv", csv);
+    let output = run(&source, &["import", &file], None);
+    assert!(stdout(&output).contains("created 3"), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("whatsappUserId"),
+        "{}",
+        stderr(&output)
+    );
+    let original = contacts(&source);
+    assert_eq!(original.len(), 3);
+    let phone_less = original
+        .iter()
+        .find(|c| c["whatsappUserId"] == "US.1349")
+        .expect("the BSUID-only contact");
+    assert_eq!(phone_less.get("phoneNumber"), None);
+    assert_eq!(phone_less["whatsappProfileName"], "=Ana");
+    assert_eq!(phone_less["parentWhatsappUserId"], "US.P1");
+    for format in ["csv", "jsonl"] {
+        let file = dir.path().join(format!("identity-export.{format}"));
+        ok(
+            &source,
+            &["export", "--output", &file.display().to_string()],
+        );
+        let (_target_dir, target) = database().await;
+        let imported = ok(&target, &["import", &file.display().to_string()]);
+        assert!(imported.contains("created 3"), "{imported}");
+        assert_eq!(contacts(&target), original, "{format} round trip");
+    }
+}
+
+/// Every tenth demo contact is known by WhatsApp username only, recorded as an inbound
+/// message or call: a BSUID, a username and profile name, no phone number, a window.
+#[tokio::test]
+async fn seed_demo_adds_username_only_contacts_from_messages_and_calls() {
+    let (_dir, url) = database().await;
+    let seeded = ok(&url, &["seed-demo", "--count", "40"]);
+    assert!(
+        seeded.contains("4 known by WhatsApp username only"),
+        "{seeded}"
+    );
+    let all = contacts(&url);
+    assert_eq!(all.len(), 40);
+    let phone_less: Vec<&Value> = all
+        .iter()
+        .filter(|c| c.get("phoneNumber").is_none())
+        .collect();
+    assert_eq!(phone_less.len(), 4);
+    for contact in phone_less {
+        let user_id = contact["whatsappUserId"].as_str().expect("a BSUID");
+        assert_eq!(user_id.len(), 23, "{user_id}");
+        assert!(contact["whatsappUsername"].is_string(), "{contact}");
+        assert!(contact["whatsappProfileName"].is_string(), "{contact}");
+        assert!(contact["lastWhatsappMessageAt"].is_string(), "{contact}");
+    }
 }

@@ -36,6 +36,28 @@
     '  }',
     '}',
     '',
+    '# A user who hides the number behind a username: known by BSUID alone.',
+    'mutation RecordPhoneLessMessage {',
+    '  recordWhatsappInbound(input: {',
+    '    whatsappUserId: "US.13491208655302741918"',
+    '    username: "ana.w"',
+    '    profileName: "Ana"',
+    '  }) {',
+    '    contact { id phoneNumber whatsappUserId whatsappUsername whatsappWindowOpen }',
+    '  }',
+    '}',
+    '',
+    '# A call opens and refreshes the window too; with the number, it fills it in.',
+    'mutation RecordCall {',
+    '  recordWhatsappInbound(input: {',
+    '    whatsappUserId: "US.13491208655302741918"',
+    '    phoneNumber: "+1 415 555 0101"',
+    '    kind: CALL',
+    '  }) {',
+    '    contact { id phoneNumber whatsappUserId lastWhatsappMessageAt whatsappWindowExpiresAt }',
+    '  }',
+    '}',
+    '',
     'query Stats {',
     '  contactStats { total whatsappWindowOpen }',
     '}',
@@ -54,11 +76,26 @@
       return {};
     }
   }
-  var fetcher = GraphiQL.createFetcher({
+  var baseFetcher = GraphiQL.createFetcher({
     url: origin + '/graphql',
     subscriptionUrl: wsUrl,
     wsClient: graphqlWs.createClient({ url: wsUrl, lazy: true, connectionParams: currentHeaders })
   });
+  // GraphiQL updates the operation name it sends on cursor moves, not on every keystroke:
+  // select all, type an anonymous query and press Ctrl+Enter at once, and it still names
+  // the example operation the cursor was in (`Unknown operation named "OpenWindows"`). Run
+  // what the editor holds: drop a name the document does not define. (Names are
+  // [_A-Za-z][_0-9A-Za-z]*, so one is safe inside a regular expression.)
+  function definesOperation(query, name) {
+    var pattern = new RegExp('(^|[^_0-9A-Za-z])(query|mutation|subscription)\\s+' + name + '(?![_0-9A-Za-z])');
+    return pattern.test(query || '');
+  }
+  function fetcher(params, options) {
+    if (params && params.operationName && !definesOperation(params.query, params.operationName)) {
+      params = Object.assign({}, params, { operationName: null });
+    }
+    return baseFetcher(params, options);
+  }
 
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
   root.render(

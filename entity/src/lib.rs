@@ -1,3 +1,4 @@
 //! SeaORM entities: the shape of the stored tables, with no GraphQL or HTTP concerns.
 
 pub mod contact;
+pub mod previous_whatsapp_user_id;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m20261125_000001_create_contacts;
 mod m20261126_000001_collate_contacts;
+mod m20261126_000002_whatsapp_identity;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_contacts::Migration),
             Box::new(m20261126_000001_collate_contacts::Migration),
+            Box::new(m20261126_000002_whatsapp_identity::Migration),
         ]
     }
 }

@@ -83,6 +83,7 @@ fn filter_input(args: &ExportArgs) -> anyhow::Result<FilterInput> {
         created_before: instant("--created-before", args.created_before)?,
         last_whatsapp_message_after: instant("--last-message-after", args.last_message_after)?,
         last_whatsapp_message_before: instant("--last-message-before", args.last_message_before)?,
+        ..FilterInput::default()
     })
 }
 

@@ -3,7 +3,7 @@
 //! transaction with multi-row statements.
 
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    collections::HashMap,
     fs::File,
     io::{self, BufWriter, IsTerminal, Read},
     path::Path,
@@ -75,6 +75,7 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
     // The first line of each phone number (as its E.164 digits): a file holds each number
     // once, which is what makes importing it twice a no-op.
     let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut seen_ids: HashMap<String, u64> = HashMap::new();
     let mut batch = Batch::default();
     let mut now = service.now();
     for row in rows {
@@ -85,13 +86,9 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
             .and_then(|input| NewContact::parse(input, "", now).map_err(describe));
         match contact {
             Err(reason) => out.reject(row.line, &row.raw, &reason)?,
-            Ok(contact) => match seen.entry(digits(&contact.phone.e164)) {
-                Entry::Occupied(first) => {
-                    let reason = format!("the same phone number as line {}", first.get());
-                    out.reject(row.line, &row.raw, &reason)?;
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(row.line);
+            Ok(contact) => match first_line(&mut seen, &mut seen_ids, &contact, row.line) {
+                Some(reason) => out.reject(row.line, &row.raw, &reason)?,
+                None => {
                     batch.contacts.push(contact);
                     batch.rows.push((row.line, row.raw));
                 }
@@ -164,6 +161,27 @@ impl Outcome {
         }
         Ok(())
     }
+}
+
+/// Why `contact` (at `line`) repeats an earlier row's phone number or WhatsApp user id, if
+/// it does; otherwise records its identities as first seen at `line`.
+fn first_line(
+    phones: &mut HashMap<u64, u64>,
+    user_ids: &mut HashMap<String, u64>,
+    contact: &NewContact,
+    line: u64,
+) -> Option<String> {
+    let phone = contact.phone.as_ref().map(|p| digits(&p.e164));
+    if let Some(first) = phone.and_then(|key| phones.get(&key)) {
+        return Some(format!("the same phone number as line {first}"));
+    }
+    let user_id = contact.whatsapp.user_id.clone();
+    if let Some(first) = user_id.as_ref().and_then(|key| user_ids.get(key)) {
+        return Some(format!("the same WhatsApp user id as line {first}"));
+    }
+    phones.extend(phone.map(|key| (key, line)));
+    user_ids.extend(user_id.map(|key| (key, line)));
+    None
 }
 
 /// Writes and empties `batch` in one transaction. When the database refuses it for anything

@@ -20,6 +20,12 @@ const PHONE: &str = "phoneNumber";
 const COUNTRY: &str = "countryCode";
 const LAST_MESSAGE: &str = "lastWhatsappMessageAt";
 const METADATA_PREFIX: &str = "metadata.";
+const USER_ID: &str = "whatsappUserId";
+const PARENT_USER_ID: &str = "parentWhatsappUserId";
+const USERNAME: &str = "whatsappUsername";
+const PROFILE_NAME: &str = "whatsappProfileName";
+/// The WhatsApp identity columns, in the order an export writes them.
+const IDENTITY: [&str; 4] = [USER_ID, PARENT_USER_ID, USERNAME, PROFILE_NAME];
 
 /// One row of an import file: where it was, what it said, and what it means.
 pub struct Row {
@@ -55,6 +61,8 @@ pub enum Column {
     Phone,
     Country,
     LastMessage,
+    /// One of [`IDENTITY`], by position.
+    Identity(usize),
     Metadata(String),
 }
 
@@ -76,17 +84,25 @@ impl<R: Read> Rows<R> {
                         PHONE => Ok(Column::Phone),
                         COUNTRY => Ok(Column::Country),
                         LAST_MESSAGE => Ok(Column::LastMessage),
+                        other if IDENTITY.contains(&other) => Ok(Column::Identity(
+                            IDENTITY
+                                .iter()
+                                .position(|c| *c == other)
+                                .unwrap_or_default(),
+                        )),
                         other => match other.strip_prefix(METADATA_PREFIX) {
                             Some(key) if !key.is_empty() => Ok(Column::Metadata(key.to_owned())),
                             _ => bail!(
                                 "unknown CSV column {other:?}: expected {PHONE}, {COUNTRY}, \
-                                 {LAST_MESSAGE} or {METADATA_PREFIX}<key>"
+                                 {LAST_MESSAGE}, {USER_ID}, {PARENT_USER_ID}, {USERNAME}, \
+                                 {PROFILE_NAME} or {METADATA_PREFIX}<key>"
                             ),
                         },
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                if !columns.iter().any(|c| matches!(c, Column::Phone)) {
-                    bail!("the CSV header has no {PHONE} column");
+                let identified = |c: &Column| matches!(c, Column::Phone | Column::Identity(0));
+                if !columns.iter().any(identified) {
+                    bail!("the CSV header has neither a {PHONE} nor a {USER_ID} column");
                 }
                 Ok(Self::Csv {
                     reader,
@@ -180,7 +196,17 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
     for (column, cell) in columns.iter().zip(record.iter()) {
         let cell = cell.trim();
         match column {
-            Column::Phone => input.phone_number = cell.to_owned(),
+            // An empty cell is a value the contact does not have.
+            Column::Phone if !cell.is_empty() => input.phone_number = Some(cell.to_owned()),
+            Column::Identity(at) if !cell.is_empty() => {
+                let value = Some(unguard(cell).to_owned());
+                match *at {
+                    0 => input.whatsapp_user_id = value,
+                    1 => input.parent_whatsapp_user_id = value,
+                    2 => input.whatsapp_username = value,
+                    _ => input.whatsapp_profile_name = value,
+                }
+            }
             Column::Country if !cell.is_empty() => input.country_code = Some(cell.to_owned()),
             Column::LastMessage if !cell.is_empty() => {
                 input.last_whatsapp_message_at = Some(parse_time(cell)?);
@@ -207,13 +233,22 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JsonContact {
-    phone_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     country_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_whatsapp_message_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metadata: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    whatsapp_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_whatsapp_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    whatsapp_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    whatsapp_profile_name: Option<String>,
 }
 
 fn json_contact(text: &str) -> Result<ContactInput, String> {
@@ -228,7 +263,21 @@ fn json_contact(text: &str) -> Result<ContactInput, String> {
             .map(parse_time)
             .transpose()?,
         metadata: contact.metadata,
+        whatsapp_user_id: contact.whatsapp_user_id,
+        parent_whatsapp_user_id: contact.parent_whatsapp_user_id,
+        whatsapp_username: contact.whatsapp_username,
+        whatsapp_profile_name: contact.whatsapp_profile_name,
     })
+}
+
+/// A contact's values for the [`IDENTITY`] columns.
+fn identity_of(contact: &Model) -> [Option<String>; 4] {
+    [
+        contact.whatsapp_user_id.clone(),
+        contact.parent_whatsapp_user_id.clone(),
+        contact.whatsapp_username.clone(),
+        contact.whatsapp_profile_name.clone(),
+    ]
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -256,6 +305,7 @@ impl<W: Write> Writer<W> {
                     COUNTRY.to_owned(),
                     LAST_MESSAGE.to_owned(),
                 ];
+                header.extend(IDENTITY.map(str::to_owned));
                 header.extend(keys.iter().map(|key| format!("{METADATA_PREFIX}{key}")));
                 writer.write_record(&header)?;
                 Ok(Self::Csv {
@@ -271,13 +321,17 @@ impl<W: Write> Writer<W> {
         match self {
             Self::Csv { writer, keys } => {
                 let mut record = vec![
-                    contact.phone_number.clone(),
+                    contact.phone_number.clone().unwrap_or_default(),
                     contact.country_code.clone().unwrap_or_default(),
                     contact
                         .last_whatsapp_message_at
                         .map(time)
                         .unwrap_or_default(),
                 ];
+                // Names are free text a spreadsheet could run: guarded like metadata.
+                record.extend(
+                    identity_of(contact).map(|v| guard(&v.unwrap_or_default()).into_owned()),
+                );
                 record.extend(keys.iter().map(|key| {
                     let value = metadata
                         .and_then(|m| m.get(key))
@@ -293,6 +347,10 @@ impl<W: Write> Writer<W> {
                     country_code: contact.country_code.clone(),
                     last_whatsapp_message_at: contact.last_whatsapp_message_at.map(time),
                     metadata: Some(metadata.cloned().unwrap_or_default()),
+                    whatsapp_user_id: contact.whatsapp_user_id.clone(),
+                    parent_whatsapp_user_id: contact.parent_whatsapp_user_id.clone(),
+                    whatsapp_username: contact.whatsapp_username.clone(),
+                    whatsapp_profile_name: contact.whatsapp_profile_name.clone(),
                 };
                 serde_json::to_writer(&mut *out, &line)?;
                 out.write_all(b"\n")?;

@@ -1,5 +1,6 @@
 //! `contacts-server seed-demo`: believable contacts for a first look in GraphiQL, across
-//! countries and every window state, written through the same batch upsert as `import`.
+//! countries and every window state, written through the same batch upsert as `import`;
+//! every tenth known by WhatsApp username only, recorded as an inbound message or call.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use super::{SeedArgs, domain_error};
 use crate::contacts::{
     ContactService,
     bulk::{BATCH_ROWS, BatchReport},
+    inbound::{InboundInput, InboundKind},
     input::{ContactInput, NewContact},
 };
 
@@ -57,8 +59,14 @@ pub async fn run(service: &ContactService, args: &SeedArgs) -> anyhow::Result<()
     let mut totals = BatchReport::default();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut windows: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut inbound = Vec::new();
     for index in 0..args.count {
         let (input, window) = demo_contact(index, args.seed, now, &mut rng);
+        if let Some(event) = username_only(index, args.seed, &input, now) {
+            *windows.entry(window_after(window)).or_default() += 1;
+            inbound.push(event);
+            continue;
+        }
         *windows.entry(window).or_default() += 1;
         let contact = NewContact::parse(input, "", now)
             .map_err(|err| anyhow!("demo contact {index}: {}", err.describe()))?;
@@ -69,13 +77,19 @@ pub async fn run(service: &ContactService, args: &SeedArgs) -> anyhow::Result<()
         }
     }
     totals.add(service.upsert_batch(&batch).await.map_err(domain_error)?);
+    let users = inbound.len();
+    for event in inbound {
+        service.record_inbound(event).await.map_err(domain_error)?;
+    }
     let windows: Vec<String> = windows.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
-        "seeded {} demo contacts (created {}, updated {}, unchanged {}); windows: {}",
+        "seeded {} demo contacts (created {}, updated {}, unchanged {}; {} known by WhatsApp \
+         username only, from inbound messages and calls); windows: {}",
         args.count,
         totals.created,
         totals.updated,
         totals.unchanged,
+        users,
         windows.join(", ")
     );
     Ok(())
@@ -117,12 +131,61 @@ fn demo_contact(
         );
     }
     let input = ContactInput {
-        phone_number,
+        phone_number: Some(phone_number),
         country_code: Some(country.to_owned()),
         metadata: Some(metadata),
         last_whatsapp_message_at: last,
+        ..Default::default()
     };
     (input, window)
+}
+
+/// Every tenth demo contact hides its number behind a username: it exists only as the inbound
+/// event a webhook worker would record (by BSUID, no phone number), every other one a call.
+fn username_only(
+    index: usize,
+    seed: u64,
+    contact: &ContactInput,
+    now: DateTime<Utc>,
+) -> Option<InboundInput> {
+    if index % 10 != 9 {
+        return None;
+    }
+    let country = contact.country_code.clone().unwrap_or_else(|| "US".into());
+    let name = contact
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("Demo");
+    // 20 digits, like Meta's, distinct per index and seed.
+    let serial = (index as u64).wrapping_add(seed.wrapping_mul(7919)) % 10u64.pow(12);
+    Some(InboundInput {
+        whatsapp_user_id: Some(format!("{country}.1349{serial:016}")),
+        username: Some(format!("{}.{index}", name.to_lowercase())),
+        profile_name: Some(name.to_owned()),
+        kind: if index % 20 == 19 {
+            InboundKind::Call
+        } else {
+            InboundKind::Message
+        },
+        // An inbound event always opens a window: "never opened" becomes long closed.
+        received_at: Some(
+            contact
+                .last_whatsapp_message_at
+                .unwrap_or(now - minutes(60 * 24 * 40)),
+        ),
+        ..InboundInput::default()
+    })
+}
+
+/// The window label of a username-only contact, which always had an inbound event.
+fn window_after(window: &'static str) -> &'static str {
+    if window == "never opened" {
+        "closed"
+    } else {
+        window
+    }
 }
 
 fn minutes(n: i64) -> TimeDelta {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     filter::ContactFilter,
+    identity,
     input::NewContact,
     service::{ContactService, change},
     writes::contact_row,
@@ -51,18 +52,27 @@ impl ContactService {
         }
         let now = self.now();
         let txn = self.begin_write().await?;
-        let phones = contacts.iter().map(|contact| contact.phone.e164.clone());
+        // Rows carrying a WhatsApp identity are matched by BSUID first, one at a time.
+        let (by_phone, by_identity): (Vec<_>, Vec<_>) = contacts
+            .iter()
+            .partition(|contact| contact.phone.is_some() && contact.whatsapp.is_empty());
+        let phones = by_phone
+            .iter()
+            .filter_map(|contact| Some(contact.phone.as_ref()?.e164.clone()));
         let stored: HashMap<String, Model> = Entity::find()
             .filter(Column::PhoneNumber.is_in(phones))
             .all(&txn)
             .await?
             .into_iter()
-            .map(|row| (row.phone_number.clone(), row))
+            .filter_map(|row| Some((row.phone_number.clone()?, row)))
             .collect();
         let mut rows = Vec::with_capacity(contacts.len());
         let mut changes = Vec::with_capacity(contacts.len());
-        for contact in contacts {
-            let Some(current) = stored.get(&contact.phone.e164) else {
+        for contact in by_phone {
+            let Some(phone) = &contact.phone else {
+                continue;
+            };
+            let Some(current) = stored.get(&phone.e164) else {
                 let row = contact_row(contact, Uuid::now_v7(), now, now);
                 changes.push(change(ChangeKind::Created, row.id, now));
                 rows.push(row.into_active_model().reset_all());
@@ -70,8 +80,8 @@ impl ContactService {
                 continue;
             };
             let wanted = Model {
-                country_code: if contact.phone.country_given {
-                    contact.phone.country_code.clone()
+                country_code: if phone.country_given {
+                    phone.country_code.clone()
                 } else {
                     current.country_code.clone()
                 },
@@ -112,6 +122,17 @@ impl ContactService {
                 .on_conflict(on_conflict)
                 .exec_without_returning(&txn)
                 .await?;
+        }
+        for contact in by_identity {
+            let (row, created) = identity::upsert(&txn, contact, now).await?;
+            let kind = if created {
+                report.created += 1;
+                ChangeKind::Created
+            } else {
+                report.updated += 1;
+                ChangeKind::Updated
+            };
+            changes.push(change(kind, row.id, now));
         }
         self.commit_announcing(txn, &changes).await?;
         Ok(report)

@@ -48,7 +48,9 @@ impl Cursor {
         // Only values this service could have written: a cursor is client input, and what the
         // database is handed must compare the same on both backends (no NUL, no year 10000).
         let value = match (field, parts.1) {
-            (OrderField::LastWhatsappMessageAt, Value::Null) => SortValue::Null,
+            (OrderField::LastWhatsappMessageAt | OrderField::PhoneNumber, Value::Null) => {
+                SortValue::Null
+            }
             (OrderField::PhoneNumber, Value::String(text)) if is_e164(&text) => {
                 SortValue::Text(text)
             }

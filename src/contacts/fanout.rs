@@ -220,7 +220,12 @@ impl Reader {
         let wanted: Vec<bool> = {
             let interest = lock(&self.interest);
             let wants = |item: &Result<BusMessage, RecvError>| match item {
-                Ok(BusMessage::Change(change)) => interest.wants(change.contact_id),
+                Ok(BusMessage::Change(change)) => {
+                    interest.wants(change.contact_id)
+                        || change
+                            .merged_contact_id
+                            .is_some_and(|id| interest.wants(id))
+                }
                 _ => true,
             };
             batch.iter().map(wants).collect()

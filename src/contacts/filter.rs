@@ -6,7 +6,7 @@ use entity::contact::Column;
 use sea_orm::{Condition, DbBackend, ExprTrait, sea_query::Expr};
 use serde_json::{Map, Value};
 
-use super::{metadata::Metadata, phone, sql, window};
+use super::{bsuid, metadata::Metadata, phone, sql, window};
 use crate::error::AppResult;
 
 /// The filter as a client sent it.
@@ -20,6 +20,8 @@ pub struct FilterInput {
     pub created_before: Option<DateTime<Utc>>,
     pub last_whatsapp_message_after: Option<DateTime<Utc>>,
     pub last_whatsapp_message_before: Option<DateTime<Utc>>,
+    pub whatsapp_user_id: Option<String>,
+    pub has_phone_number: Option<bool>,
 }
 
 /// A validated filter.
@@ -33,6 +35,8 @@ pub struct ContactFilter {
     created_before: Option<DateTime<Utc>>,
     last_message_after: Option<DateTime<Utc>>,
     last_message_before: Option<DateTime<Utc>>,
+    whatsapp_user_id: Option<String>,
+    has_phone_number: Option<bool>,
 }
 
 impl ContactFilter {
@@ -58,7 +62,13 @@ impl ContactFilter {
             .metadata
             .map(|object| Metadata::parse(&object, &format!("{field}.metadata")))
             .transpose()?;
+        let whatsapp_user_id = input
+            .whatsapp_user_id
+            .map(|id| bsuid::parse_bsuid(&id, &format!("{field}.whatsappUserId")))
+            .transpose()?;
         Ok(Self {
+            whatsapp_user_id,
+            has_phone_number: input.has_phone_number,
             whatsapp_window_open: input.whatsapp_window_open,
             country_codes,
             phone_number_prefix,
@@ -104,6 +114,16 @@ impl ContactFilter {
             // sorts `:` before the digits, and the range for `+569` would be empty).
             cond = cond.add(Expr::col(Column::PhoneNumber).gte(prefix.clone()));
             cond = cond.add(Expr::col(Column::PhoneNumber).lt(prefix_upper_bound(prefix)));
+        }
+        if let Some(user_id) = &self.whatsapp_user_id {
+            // The unique index on the BSUID serves it.
+            cond = cond.add(Expr::col(Column::WhatsappUserId).eq(user_id.clone()));
+        }
+        match self.has_phone_number {
+            // Both backends keep NULLs in the unique phone index, so it serves either test.
+            Some(true) => cond = cond.add(Expr::col(Column::PhoneNumber).is_not_null()),
+            Some(false) => cond = cond.add(Expr::col(Column::PhoneNumber).is_null()),
+            None => {}
         }
         if let Some(metadata) = &self.metadata {
             cond = cond.add(sql::metadata_contains(backend, metadata));

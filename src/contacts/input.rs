@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Map, Value};
 
 use super::{
+    bsuid::{WhatsappFields, WhatsappIds},
     clock::to_storage_precision,
     metadata::Metadata,
     phone::{self, ParsedPhone, PhoneFields},
@@ -14,10 +15,15 @@ use crate::error::{AppError, AppResult};
 /// `CreateContactInput` as sent.
 #[derive(Debug, Clone, Default)]
 pub struct ContactInput {
-    pub phone_number: String,
+    /// Required unless `whatsapp_user_id` is given.
+    pub phone_number: Option<String>,
     pub country_code: Option<String>,
     pub metadata: Option<Map<String, Value>>,
     pub last_whatsapp_message_at: Option<DateTime<Utc>>,
+    pub whatsapp_user_id: Option<String>,
+    pub parent_whatsapp_user_id: Option<String>,
+    pub whatsapp_username: Option<String>,
+    pub whatsapp_profile_name: Option<String>,
 }
 
 /// `UpdateContactInput` as sent: `None` keeps a field, `Some(None)` clears it.
@@ -32,7 +38,9 @@ pub struct ContactChanges {
 /// A validated new contact (or the values an upsert writes).
 #[derive(Debug, Clone)]
 pub struct NewContact {
-    pub phone: ParsedPhone,
+    /// `None` only when `whatsapp.user_id` is set.
+    pub phone: Option<ParsedPhone>,
+    pub whatsapp: WhatsappIds,
     /// `None` when not given: a create stores `{}`, an upsert keeps what is stored.
     pub metadata: Option<Metadata>,
     pub last_whatsapp_message_at: Option<DateTime<Utc>>,
@@ -56,7 +64,40 @@ impl NewContact {
             phone_number: &phone_field,
             country_code: &country_field,
         };
-        let phone = phone::parse_phone(&input.phone_number, input.country_code.as_deref(), fields)?;
+        let whatsapp = WhatsappIds::parse(
+            [
+                input.whatsapp_user_id,
+                input.parent_whatsapp_user_id,
+                input.whatsapp_username,
+                input.whatsapp_profile_name,
+            ],
+            &WhatsappFields {
+                user_id: path(prefix, "whatsappUserId"),
+                parent_user_id: path(prefix, "parentWhatsappUserId"),
+                username: path(prefix, "whatsappUsername"),
+                profile_name: path(prefix, "whatsappProfileName"),
+            },
+        )?;
+        let phone = match (&input.phone_number, &whatsapp.user_id) {
+            (Some(raw), _) => Some(phone::parse_phone(
+                raw,
+                input.country_code.as_deref(),
+                fields,
+            )?),
+            (None, Some(_)) if input.country_code.is_some() => {
+                return Err(AppError::validation(
+                    &country_field,
+                    "countryCode needs a phoneNumber",
+                ));
+            }
+            (None, Some(_)) => None,
+            (None, None) => {
+                return Err(AppError::validation(
+                    &phone_field,
+                    "phoneNumber is required unless whatsappUserId is given",
+                ));
+            }
+        };
         let metadata = input
             .metadata
             .map(|m| Metadata::parse(&m, &path(prefix, "metadata")))
@@ -67,6 +108,7 @@ impl NewContact {
             .transpose()?;
         Ok(Self {
             phone,
+            whatsapp,
             metadata,
             last_whatsapp_message_at,
         })
@@ -157,7 +199,7 @@ mod tests {
     #[test]
     fn errors_name_the_nested_field() {
         let input = ContactInput {
-            phone_number: "nope".into(),
+            phone_number: Some("nope".into()),
             ..Default::default()
         };
         let err = NewContact::parse(input, "contacts.3", now()).unwrap_err();

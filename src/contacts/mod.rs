@@ -1,12 +1,17 @@
 //! The contacts domain: validation, the window rule, the clock, and every database query.
 
+pub mod bsuid;
 pub mod bulk;
 pub mod clock;
 pub mod cursor;
 mod fanout;
 pub mod filter;
+pub mod identity;
 pub mod import;
+pub mod inbound;
 pub mod input;
+mod merge;
+mod message;
 pub mod metadata;
 pub mod order;
 pub mod page;
@@ -14,6 +19,7 @@ pub mod phone;
 mod reads;
 mod service;
 mod sql;
+mod user_id_change;
 pub mod watch;
 pub mod window;
 mod writes;

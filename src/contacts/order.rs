@@ -98,8 +98,9 @@ impl OrderField {
         }
     }
 
+    /// Contacts known by WhatsApp user id alone have no phone number.
     fn nullable(self) -> bool {
-        self == Self::LastWhatsappMessageAt
+        matches!(self, Self::LastWhatsappMessageAt | Self::PhoneNumber)
     }
 
     /// The row's position in this order.
@@ -110,7 +111,10 @@ impl OrderField {
             Self::LastWhatsappMessageAt => row
                 .last_whatsapp_message_at
                 .map_or(SortValue::Null, SortValue::Time),
-            Self::PhoneNumber => SortValue::Text(row.phone_number.clone()),
+            Self::PhoneNumber => row
+                .phone_number
+                .clone()
+                .map_or(SortValue::Null, SortValue::Text),
         }
     }
 }

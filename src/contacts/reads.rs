@@ -1,17 +1,21 @@
 //! Queries: lookups, keyset pages, counts. All run on the read connections.
 
 use chrono::{DateTime, Utc};
-use entity::contact::{Column, Entity, Model};
+use entity::{
+    contact::{Column, Entity, Model},
+    previous_whatsapp_user_id as previous,
+};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
     sea_query::{Expr, Query, QueryStatementBuilder},
 };
 use uuid::Uuid;
 
 use super::{
+    bsuid,
     filter::ContactFilter,
-    order,
+    identity, order,
     page::{Page, PageSpec, Reading},
     phone::{self, PhoneFields},
     service::ContactService,
@@ -47,6 +51,23 @@ impl ContactService {
             .one(&self.db.read)
             .await?;
         Ok(found)
+    }
+
+    /// Looks a contact up by its WhatsApp user id, current or replaced by an identity change.
+    pub async fn get_by_whatsapp_user_id(&self, raw: &str) -> AppResult<Option<Model>> {
+        let user_id = bsuid::parse_bsuid(raw, "whatsappUserId")?;
+        identity::find_user_id(&self.db.read, &user_id, false).await
+    }
+
+    /// The BSUIDs a contact held before, oldest first (ties by id).
+    pub async fn previous_whatsapp_user_ids(&self, id: Uuid) -> AppResult<Vec<String>> {
+        let rows = previous::Entity::find()
+            .filter(previous::Column::ContactId.eq(id))
+            .order_by_asc(previous::Column::ReplacedAt)
+            .order_by_asc(previous::Column::WhatsappUserId)
+            .all(&self.db.read)
+            .await?;
+        Ok(rows.into_iter().map(|row| row.whatsapp_user_id).collect())
     }
 
     /// One page in keyset order; `now` decides the window filter.

@@ -91,5 +91,14 @@ pub(super) fn change(kind: ChangeKind, contact_id: Uuid, at: DateTime<Utc>) -> C
         kind,
         contact_id,
         at,
+        merged_contact_id: None,
+    }
+}
+
+/// `absorbed` merged into `survivor`.
+pub(super) fn merged(survivor: Uuid, absorbed: Uuid, at: DateTime<Utc>) -> ContactChange {
+    ContactChange {
+        merged_contact_id: Some(absorbed),
+        ..change(ChangeKind::Merged, survivor, at)
     }
 }

@@ -22,6 +22,9 @@ pub struct WindowState {
     pub contact_id: Uuid,
     pub open: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Set on the last state of a watched contact that was merged into another: the survivor,
+    /// whose window (given by `open` and `expires_at`) the client follows from now on.
+    pub merged_into: Option<Uuid>,
 }
 
 impl WindowState {
@@ -31,6 +34,7 @@ impl WindowState {
             contact_id,
             open: window::is_open(last, now),
             expires_at: window::expires_at(last),
+            merged_into: None,
         }
     }
 }
@@ -42,8 +46,10 @@ pub type ChangeWithRow = (ContactChange, Option<Model>);
 enum Next {
     /// Time passed, or another contact changed: recompute.
     Tick,
-    /// The contact's row as it is now.
-    Row(AppResult<Option<Model>>),
+    /// The contact's row as it is now (boxed: a row is far larger than the other variants).
+    Row(Box<AppResult<Option<Model>>>),
+    /// The contact was merged into the one with this id, whose row follows.
+    Merged(Uuid, Box<AppResult<Option<Model>>>),
     Closed,
 }
 
@@ -67,7 +73,7 @@ impl ContactService {
                     }
                     None => return,
                 };
-                if only.is_some_and(|id| id != delivered.change.contact_id) {
+                if only.is_some_and(|id| !delivered.change.concerns(id)) {
                     continue;
                 }
                 yield delivered.row().map(|row| (delivered.change.clone(), row));
@@ -77,7 +83,7 @@ impl ContactService {
 
     /// The contact's window: the current state first, then each change, including the moment
     /// it expires with no write. `NOT_FOUND` if the contact does not exist; ends (closed) when
-    /// it is deleted.
+    /// it is deleted; ends with a state naming the survivor when it is merged into another.
     pub fn watch_window(
         &self,
         id: Uuid,
@@ -107,7 +113,15 @@ impl ContactService {
                 let expiry = state.expires_at.filter(|_| state.open);
                 let read = match next_change(&service, &mut feed, id, expiry).await {
                     Next::Tick => continue,
-                    Next::Row(read) => read,
+                    Next::Row(read) => *read,
+                    Next::Merged(survivor, read) => {
+                        let survivor_row = (*read).ok().flatten();
+                        yield Ok(WindowState {
+                            merged_into: Some(survivor),
+                            ..WindowState::of(id, survivor_row.as_ref(), service.now())
+                        });
+                        return;
+                    }
                     Next::Closed => return,
                 };
                 match read {
@@ -134,13 +148,16 @@ async fn next_change(
         () = wake_at(service, expiry) => Next::Tick,
         message = feed.recv() => match message {
             Some(Fanned::Change(delivered)) if delivered.change.contact_id == id => {
-                Next::Row(delivered.row())
+                Next::Row(Box::new(delivered.row()))
+            }
+            Some(Fanned::Change(delivered)) if delivered.change.merged_contact_id == Some(id) => {
+                Next::Merged(delivered.change.contact_id, Box::new(delivered.row()))
             }
             Some(Fanned::Change(_)) => Next::Tick,
             // Missed events are recovered by reading the row again.
             Some(Fanned::Resync | Fanned::Lagged(_)) => {
                 service.event_row_reads().inc();
-                Next::Row(service.get(id).await)
+                Next::Row(Box::new(service.get(id).await))
             }
             None => Next::Closed,
         },
@@ -173,6 +190,7 @@ mod tests {
             kind: ChangeKind::Updated,
             contact_id,
             at: Utc::now(),
+            merged_contact_id: None,
         })
     }
 
@@ -197,6 +215,7 @@ mod tests {
             kind: ChangeKind::Created,
             contact_id: Uuid::now_v7(),
             at: Utc::now(),
+            merged_contact_id: None,
         };
         // Far more than the bus holds; publishing never waits for the subscriber.
         for _ in 0..5_000 {

@@ -6,13 +6,13 @@ use entity::contact::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
 
 use super::{
-    clock::to_storage_precision,
+    identity,
     input::{self, ContactChanges, ContactInput, NewContact},
     metadata::{self, Metadata},
     phone::{self, PhoneFields},
@@ -24,17 +24,6 @@ use crate::{
     events::ChangeKind,
 };
 
-const DUPLICATE_PHONE: &str = "a contact with this phone number already exists";
-
-/// Keeps the later of the stored and the incoming message time, so late or repeated webhook
-/// deliveries never move it backwards.
-const LATEST_MESSAGE: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
-     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
-     THEN excluded.last_whatsapp_message_at ELSE contacts.last_whatsapp_message_at END";
-const UPDATED_IF_LATER: &str = "CASE WHEN contacts.last_whatsapp_message_at IS NULL \
-     OR contacts.last_whatsapp_message_at < excluded.last_whatsapp_message_at \
-     THEN excluded.updated_at ELSE contacts.updated_at END";
-
 /// The row `contact` makes, with the given identity and timestamps.
 pub(super) fn contact_row(
     contact: &NewContact,
@@ -44,17 +33,23 @@ pub(super) fn contact_row(
 ) -> Model {
     Model {
         id,
-        phone_number: contact.phone.e164.clone(),
-        country_code: contact.phone.country_code.clone(),
+        phone_number: contact.phone.as_ref().map(|p| p.e164.clone()),
+        country_code: contact.phone.as_ref().and_then(|p| p.country_code.clone()),
         last_whatsapp_message_at: contact.last_whatsapp_message_at,
         metadata: contact.metadata.clone().unwrap_or_default().to_json(),
         created_at,
         updated_at,
+        whatsapp_user_id: contact.whatsapp.user_id.clone(),
+        parent_whatsapp_user_id: contact.whatsapp.parent_user_id.clone(),
+        whatsapp_username: contact.whatsapp.username.clone(),
+        whatsapp_profile_name: contact.whatsapp.profile_name.clone(),
+        // Set by inbound events only: a value written by hand yields to the next event.
+        whatsapp_identity_seen_at: None,
     }
 }
 
 /// A new contact's row, every column set, ready to insert.
-fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
+pub(super) fn new_row(contact: &NewContact, now: DateTime<Utc>) -> ActiveModel {
     contact_row(contact, Uuid::now_v7(), now, now)
         .into_active_model()
         .reset_all()
@@ -65,15 +60,16 @@ impl ContactService {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
         let txn = self.begin_write().await?;
-        let row = new_row(&contact, now).insert(&txn).await.map_err(|err| {
-            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
-        })?;
+        let row = new_row(&contact, now)
+            .insert(&txn)
+            .await
+            .map_err(|err| identity::conflict(err, "input"))?;
         self.commit_announcing(txn, &[change(ChangeKind::Created, row.id, now)])
             .await?;
         Ok(row)
     }
 
-    /// Creates or updates by phone number in one statement; `true` when created.
+    /// Creates or updates by BSUID, else phone number; `true` when created.
     pub async fn upsert(&self, input: ContactInput) -> AppResult<(Model, bool)> {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
@@ -95,12 +91,19 @@ impl ContactService {
         contact: &NewContact,
         now: DateTime<Utc>,
     ) -> AppResult<(Model, bool)> {
+        let Some(phone) = contact
+            .phone
+            .as_ref()
+            .filter(|_| contact.whatsapp.is_empty())
+        else {
+            return identity::upsert(conn, contact, now).await;
+        };
         let row = new_row(contact, now);
         let new_id = Uuid::now_v7();
         // Absent fields keep the stored values. A stored country code agrees with the number,
         // since the row was found by that very number and every write checks the pair.
         let mut columns = vec![Column::UpdatedAt];
-        if contact.phone.country_given {
+        if phone.country_given {
             columns.push(Column::CountryCode);
         }
         if contact.metadata.is_some() {
@@ -127,7 +130,10 @@ impl ContactService {
     pub async fn update(&self, id: Uuid, changes: ContactChanges) -> AppResult<Model> {
         let now = self.now();
         let txn = self.begin_write().await?;
+        // Locked, so a concurrent merge or inbound event of this contact goes first or after
+        // (a contact merged away meanwhile is then NOT_FOUND, not a failed UPDATE).
         let current = Entity::find_by_id(id)
+            .lock_exclusive()
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
@@ -146,9 +152,10 @@ impl ContactService {
             row.last_whatsapp_message_at = Set(last);
         }
         row.updated_at = Set(now);
-        let updated = row.update(&txn).await.map_err(|err| {
-            AppError::from_db_with_conflict(err, "input.phoneNumber", DUPLICATE_PHONE)
-        })?;
+        let updated = row
+            .update(&txn)
+            .await
+            .map_err(|err| identity::conflict(err, "input"))?;
         self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
             .await?;
         Ok(updated)
@@ -210,54 +217,6 @@ impl ContactService {
             .await?;
         Ok(row)
     }
-
-    /// An inbound WhatsApp message: creates the contact if needed and moves
-    /// `lastWhatsappMessageAt` forward only, in one statement.
-    pub async fn record_message(
-        &self,
-        raw_phone: &str,
-        country_code: Option<&str>,
-        received_at: Option<DateTime<Utc>>,
-    ) -> AppResult<Model> {
-        let now = self.now();
-        let fields = PhoneFields {
-            phone_number: "phoneNumber",
-            country_code: "countryCode",
-        };
-        let phone = phone::parse_phone(raw_phone, country_code, fields)?;
-        let at = match received_at {
-            Some(at) => input::message_time(at, now, "receivedAt")?,
-            None => to_storage_precision(now),
-        };
-        let contact = NewContact {
-            phone,
-            metadata: None,
-            last_whatsapp_message_at: Some(at),
-        };
-        let new_id = Uuid::now_v7();
-        let on_conflict = OnConflict::column(Column::PhoneNumber)
-            .value(Column::LastWhatsappMessageAt, Expr::cust(LATEST_MESSAGE))
-            .value(Column::UpdatedAt, Expr::cust(UPDATED_IF_LATER))
-            .to_owned();
-        let txn = self.begin_write().await?;
-        let row = Entity::insert(ActiveModel {
-            id: Set(new_id),
-            ..new_row(&contact, now)
-        })
-        .on_conflict(on_conflict)
-        .exec_with_returning(&txn)
-        .await?;
-        // A stale or repeated delivery changes nothing, so it announces nothing.
-        let changes = if row.id == new_id {
-            vec![change(ChangeKind::Created, row.id, now)]
-        } else if row.updated_at == now {
-            vec![change(ChangeKind::Updated, row.id, now)]
-        } else {
-            Vec::new()
-        };
-        self.commit_announcing(txn, &changes).await?;
-        Ok(row)
-    }
 }
 
 /// Applies `phoneNumber` and `countryCode` changes, keeping the pair consistent.
@@ -272,14 +231,20 @@ fn apply_phone_changes(
     };
     let country = changes.country_code.clone();
     match (&changes.phone_number, country) {
+        // Only a contact that keeps another identity may lose its number.
+        (Some(None), _) if current.whatsapp_user_id.is_some() => {
+            row.phone_number = Set(None);
+            row.country_code = Set(None);
+            Ok(())
+        }
         (Some(None), _) => Err(AppError::validation(
             "input.phoneNumber",
-            "phoneNumber cannot be null",
+            "phoneNumber cannot be null for a contact without a whatsappUserId",
         )),
         (Some(Some(raw)), country) => {
             let given = country.as_ref().and_then(|c| c.as_deref());
             let parsed = phone::parse_phone(raw, given, fields)?;
-            row.phone_number = Set(parsed.e164);
+            row.phone_number = Set(Some(parsed.e164));
             // Explicit null clears; otherwise given or derived from the new number.
             row.country_code = Set(if matches!(country, Some(None)) {
                 None
@@ -289,7 +254,13 @@ fn apply_phone_changes(
             Ok(())
         }
         (None, Some(Some(code))) => {
-            let parsed = phone::parse_phone(&current.phone_number, Some(&code), fields)?;
+            let Some(stored) = current.phone_number.as_deref() else {
+                return Err(AppError::validation(
+                    "input.countryCode",
+                    "a contact without a phone number has no country code",
+                ));
+            };
+            let parsed = phone::parse_phone(stored, Some(&code), fields)?;
             row.country_code = Set(parsed.country_code);
             Ok(())
         }

@@ -1,10 +1,13 @@
 //! The `Contact` object and the `Node` interface.
 
-use async_graphql::{ID, Interface, Object};
+use async_graphql::{Context, ID, Interface, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::contact::Model;
 
-use super::scalars::{MetadataMap, Timestamp};
+use super::{
+    scalars::{MetadataMap, Timestamp},
+    service,
+};
 use crate::contacts::{metadata::Metadata, window};
 
 /// A person reachable on WhatsApp.
@@ -34,9 +37,10 @@ impl Contact {
         ID(self.row.id.to_string())
     }
 
-    /// E.164, e.g. `+56912345678`. Unique.
-    async fn phone_number(&self) -> &str {
-        &self.row.phone_number
+    /// E.164, e.g. `+56912345678`. Unique. Null only for a contact known by `whatsappUserId`
+    /// alone (a user who hides the number behind a username); every contact has at least one.
+    async fn phone_number(&self) -> Option<&str> {
+        self.row.phone_number.as_deref()
     }
 
     /// ISO 3166-1 alpha-2, upper case; derived from the number when not given.
@@ -62,6 +66,36 @@ impl Contact {
     /// String → string map, `{}` when empty.
     async fn metadata(&self) -> MetadataMap {
         MetadataMap::from(&Metadata::from_stored(&self.row.metadata))
+    }
+
+    /// The business-scoped user id (BSUID) Meta identifies the user by, `CC.<alphanumerics>`;
+    /// unique. Null when only the phone number is known.
+    async fn whatsapp_user_id(&self) -> Option<&str> {
+        self.row.whatsapp_user_id.as_deref()
+    }
+
+    /// The parent BSUID, spanning linked business portfolios, when Meta sent one.
+    async fn parent_whatsapp_user_id(&self) -> Option<&str> {
+        self.row.parent_whatsapp_user_id.as_deref()
+    }
+
+    /// The user's WhatsApp username as last seen. Changes; not a key.
+    async fn whatsapp_username(&self) -> Option<&str> {
+        self.row.whatsapp_username.as_deref()
+    }
+
+    /// The user's WhatsApp profile name as last seen.
+    async fn whatsapp_profile_name(&self) -> Option<&str> {
+        self.row.whatsapp_profile_name.as_deref()
+    }
+
+    /// BSUIDs the contact held before identity changes, oldest first; each still finds the
+    /// contact (`contactByWhatsappUserId`, inbound events). Read with one query per contact,
+    /// so select it on single contacts or small pages.
+    async fn previous_whatsapp_user_ids(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(service(ctx)?
+            .previous_whatsapp_user_ids(self.row.id)
+            .await?)
     }
 
     /// When the contact was created.

@@ -28,6 +28,12 @@ pub struct ContactFilter {
     pub last_whatsapp_message_after: Option<Timestamp>,
     /// Last inbound message strictly before this instant.
     pub last_whatsapp_message_before: Option<Timestamp>,
+    /// The contact whose current WhatsApp user id (BSUID) is this one; validated like
+    /// `CreateContactInput.whatsappUserId`. A replaced BSUID matches nothing here
+    /// (`contactByWhatsappUserId` also finds those).
+    pub whatsapp_user_id: Option<String>,
+    /// Contacts with a phone number (true), or known by `whatsappUserId` alone (false).
+    pub has_phone_number: Option<bool>,
 }
 
 impl From<ContactFilter> for FilterInput {
@@ -41,12 +47,15 @@ impl From<ContactFilter> for FilterInput {
             created_before: f.created_before.map(|t| t.0),
             last_whatsapp_message_after: f.last_whatsapp_message_after.map(|t| t.0),
             last_whatsapp_message_before: f.last_whatsapp_message_before.map(|t| t.0),
+            whatsapp_user_id: f.whatsapp_user_id,
+            has_phone_number: f.has_phone_number,
         }
     }
 }
 
 /// What contacts can be sorted by. Ties are broken by id; contacts that never messaged sort
-/// last for `LAST_WHATSAPP_MESSAGE_AT` in both directions.
+/// last for `LAST_WHATSAPP_MESSAGE_AT`, and contacts without a phone number last for
+/// `PHONE_NUMBER`, in both directions.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ContactOrderField {
     CreatedAt,
@@ -87,13 +96,14 @@ impl From<ContactOrder> for order::ContactOrder {
     }
 }
 
-/// A new contact.
+/// A new contact, known by its phone number, its WhatsApp user id, or both.
 #[derive(InputObject)]
 pub struct CreateContactInput {
     /// E.164 or international format (`+56 9 1234 5678`), or national with `countryCode`.
     /// Decimal digits of any script (full-width `５`, Arabic-Indic `٥`) count as digits;
-    /// control characters are refused.
-    pub phone_number: String,
+    /// control characters are refused. Required unless `whatsappUserId` is given
+    /// (`BAD_USER_INPUT` otherwise).
+    pub phone_number: Option<String>,
     /// An assigned ISO 3166-1 alpha-2 code that libphonenumber has numbering data for (so not
     /// `AC`, `TA` or `XK`), agreeing with the number's calling code. When absent, a new
     /// contact gets the region libphonenumber derives from the number (null when there is
@@ -103,6 +113,19 @@ pub struct CreateContactInput {
     pub metadata: Option<MetadataMap>,
     /// When the contact last messaged us; at most 5 minutes in the future.
     pub last_whatsapp_message_at: Option<Timestamp>,
+    /// The business-scoped user id (BSUID) Meta sends for the user, `CC.<1-128 letters and
+    /// digits>` (`CC` an ISO 3166-1 alpha-2 code, upper case), e.g. `US.13491208655302741918`.
+    /// Unique. `upsertContact` and `importContacts` match by it first, then by phone number;
+    /// a BSUID and a number naming two different contacts are `CONFLICT` there (only
+    /// `recordWhatsappInbound` merges contacts).
+    pub whatsapp_user_id: Option<String>,
+    /// The parent BSUID (spanning linked business portfolios), same format.
+    pub parent_whatsapp_user_id: Option<String>,
+    /// The user's WhatsApp username; trimmed, 1-256 characters. Not a key. A value written
+    /// here yields to the next inbound event.
+    pub whatsapp_username: Option<String>,
+    /// The user's WhatsApp profile name; trimmed, 1-256 characters.
+    pub whatsapp_profile_name: Option<String>,
 }
 
 impl From<CreateContactInput> for ContactInput {
@@ -112,6 +135,10 @@ impl From<CreateContactInput> for ContactInput {
             country_code: i.country_code,
             metadata: i.metadata.map(|m| m.0),
             last_whatsapp_message_at: i.last_whatsapp_message_at.map(|t| t.0),
+            whatsapp_user_id: i.whatsapp_user_id,
+            parent_whatsapp_user_id: i.parent_whatsapp_user_id,
+            whatsapp_username: i.whatsapp_username,
+            whatsapp_profile_name: i.whatsapp_profile_name,
         }
     }
 }
@@ -119,7 +146,9 @@ impl From<CreateContactInput> for ContactInput {
 /// Changes to a contact: an absent field is unchanged, an explicit `null` clears it.
 #[derive(InputObject)]
 pub struct UpdateContactInput {
-    /// A new number (international format, or national with `countryCode`).
+    /// A new number (international format, or national with `countryCode`). Null removes
+    /// the number (and the country code) of a contact that has a `whatsappUserId`; for any
+    /// other contact it is `BAD_USER_INPUT`, since every contact keeps an identity.
     pub phone_number: MaybeUndefined<String>,
     /// A new country code (the rule of `CreateContactInput.countryCode`); null clears it.
     /// Derived again when only the number changes.

@@ -4,6 +4,7 @@ pub mod codes;
 mod connection;
 mod contact;
 pub mod documents;
+mod inbound;
 mod inputs;
 pub mod limits;
 mod mutation;
@@ -74,7 +75,13 @@ pub fn sdl() -> String {
         rate_limit: Arc::new(RateLimit::new(0, 0)),
         metrics: Arc::default(),
     };
-    schema_builder(&Limits::default(), policy).finish().sdl()
+    sdl_of(&schema_builder(&Limits::default(), policy).finish())
+}
+
+/// The SDL of `schema` as introspection describes it: async-graphql's default export leaves
+/// out `@specifiedBy(url:)` on scalars, which introspection reports as `specifiedByURL`.
+pub fn sdl_of(schema: &AppSchema) -> String {
+    schema.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ContactService> {

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use super::{
     contact::Contact,
+    inbound::RecordWhatsappInboundInput,
     inputs::{CreateContactInput, UpdateContactInput},
     parse_id, request_now,
     scalars::{MetadataMap, Timestamp},
@@ -162,6 +163,55 @@ impl MutationRoot {
         let at = received_at.map(|t| t.0);
         let row = service(ctx)?
             .record_message(&phone_number, country_code.as_deref(), at)
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records an inbound WhatsApp message or call, as a webhook worker receives it, with or
+    /// without the sender's phone number: finds the contact by BSUID then phone number
+    /// (creating it when neither finds one), fills in the identity it lacks, merges two
+    /// contacts the event shows to be one person, and moves `lastWhatsappMessageAt` forward
+    /// only. Retried internally when concurrent events for the same person race.
+    /// `recordWhatsappMessage` remains the phone-number-only shorthand.
+    async fn record_whatsapp_inbound(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The event.")] input: RecordWhatsappInboundInput,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?.record_inbound(input.into()).await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records that Meta replaced a user's BSUID (it does when the user changes phone
+    /// number). The contact holding `previousWhatsappUserId` takes `whatsappUserId`; the old
+    /// one is kept in `previousWhatsappUserIds`, so a late webhook carrying it still finds
+    /// the contact. Every contact the change names (the holder of either BSUID, current or
+    /// replaced, and of `phoneNumber`) is the same person: two or more are merged into the
+    /// oldest (`MERGED` events), so a contact already holding the new BSUID is merged.
+    /// `phoneNumber`, when given, becomes the contact's number. A user we have never seen
+    /// becomes a new contact. Idempotent: a replay, or a change to a BSUID the contact has
+    /// since left behind, changes nothing.
+    async fn record_whatsapp_user_id_change(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The BSUID Meta replaced.")] previous_whatsapp_user_id: String,
+        #[graphql(desc = "The BSUID that replaces it.")] whatsapp_user_id: String,
+        #[graphql(
+            desc = "The user's phone number, when the webhook carries it (E.164 or \
+                          international format)."
+        )]
+        phone_number: Option<String>,
+        #[graphql(desc = "When the change happened; defaults to now; at most 5 minutes \
+                          ahead. Recorded as the time the old BSUID was replaced.")]
+        at: Option<Timestamp>,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?
+            .record_user_id_change(
+                &previous_whatsapp_user_id,
+                &whatsapp_user_id,
+                phone_number.as_deref(),
+                at.map(|t| t.0),
+            )
             .await?;
         Ok(payload(ctx, row))
     }

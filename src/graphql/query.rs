@@ -66,6 +66,19 @@ impl QueryRoot {
         Ok(row.map(|row| Contact::new(row, request_now(ctx))))
     }
 
+    /// A contact by WhatsApp user id (BSUID), current or replaced by an identity change;
+    /// null when there is none. `BAD_USER_INPUT` when it is not a BSUID.
+    async fn contact_by_whatsapp_user_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A BSUID, e.g. `US.13491208655302741918`.")] whatsapp_user_id: String,
+    ) -> Result<Option<Contact>> {
+        let row = service(ctx)?
+            .get_by_whatsapp_user_id(&whatsapp_user_id)
+            .await?;
+        Ok(row.map(|row| Contact::new(row, request_now(ctx))))
+    }
+
     /// Contacts, a page at a time (Relay cursor connection; default 20, at most 100).
     #[allow(clippy::too_many_arguments)]
     #[graphql(

@@ -17,6 +17,8 @@ pub enum ContactEventKind {
     Created,
     Updated,
     Deleted,
+    /// Another contact was merged into this one (`mergedContactId`), which is deleted.
+    Merged,
 }
 
 impl From<ChangeKind> for ContactEventKind {
@@ -25,6 +27,7 @@ impl From<ChangeKind> for ContactEventKind {
             ChangeKind::Created => Self::Created,
             ChangeKind::Updated => Self::Updated,
             ChangeKind::Deleted => Self::Deleted,
+            ChangeKind::Merged => Self::Merged,
         }
     }
 }
@@ -33,20 +36,27 @@ impl From<ChangeKind> for ContactEventKind {
 pub struct ContactEvent {
     kind: ContactEventKind,
     contact_id: ID,
+    merged_contact_id: Option<ID>,
     contact: Option<Contact>,
     at: Timestamp,
 }
 
 #[Object]
 impl ContactEvent {
-    /// Created, updated or deleted.
+    /// Created, updated, deleted or merged.
     async fn kind(&self) -> ContactEventKind {
         self.kind
     }
 
-    /// The contact's id.
+    /// The contact's id; for `MERGED`, the survivor's.
     async fn contact_id(&self) -> &ID {
         &self.contact_id
+    }
+
+    /// For `MERGED`: the contact absorbed into `contactId`, deleted by the merge (no separate
+    /// `DELETED` is sent). `contactEvents(id:)` of either contact receives it. Null otherwise.
+    async fn merged_contact_id(&self) -> Option<&ID> {
+        self.merged_contact_id.as_ref()
     }
 
     /// The contact as it is now; null once deleted.
@@ -69,6 +79,10 @@ pub struct WhatsappWindowState {
     open: bool,
     /// When the window closes (or closed); null when the contact never messaged.
     expires_at: Option<Timestamp>,
+    /// Set on the final state of a contact merged into another: the survivor's id. `open`
+    /// and `expiresAt` are then the survivor's, and the subscription ends; subscribe to the
+    /// survivor to follow its window.
+    merged_into_contact_id: Option<ID>,
 }
 
 impl From<WindowState> for WhatsappWindowState {
@@ -77,6 +91,7 @@ impl From<WindowState> for WhatsappWindowState {
             contact_id: ID(state.contact_id.to_string()),
             open: state.open,
             expires_at: state.expires_at.map(Timestamp),
+            merged_into_contact_id: state.merged_into.map(|id| ID(id.to_string())),
         }
     }
 }
@@ -97,6 +112,7 @@ impl SubscriptionRoot {
             Ok(ContactEvent {
                 kind: change.kind.into(),
                 contact_id: ID(change.contact_id.to_string()),
+                merged_contact_id: change.merged_contact_id.map(|id| ID(id.to_string())),
                 contact: row.map(|row| Contact::new(row, now_source.now())),
                 at: Timestamp(change.at),
             })
@@ -104,7 +120,8 @@ impl SubscriptionRoot {
     }
 
     /// The contact's window: the current state first, then every change, including
-    /// `open: false` at the moment it expires.
+    /// `open: false` at the moment it expires. When the contact is merged into another, a
+    /// last state carries `mergedIntoContactId` and the subscription completes.
     async fn whatsapp_window(
         &self,
         ctx: &Context<'_>,

@@ -29,7 +29,7 @@ pub async fn schema(
     }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        state.schema.sdl(),
+        crate::graphql::sdl_of(&state.schema),
     )
         .into_response()
 }

@@ -70,6 +70,30 @@ try {
   }
   ok('default tab holds the example operations');
 
+  // What a person did: the cursor in an example operation, select all, type an anonymous
+  // query and run it at once with Ctrl+Enter. GraphiQL still named the example's operation
+  // (`Unknown operation named "OpenWindows"`); the page must run what the editor holds.
+  await page.evaluate(() => {
+    const cm = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
+    const line = cm.getValue().split('\n').findIndex((l) => l.startsWith('query OpenWindows'));
+    cm.focus();
+    cm.setCursor({ line: line + 2, ch: 4 });
+  });
+  await page.waitForTimeout(300); // lets GraphiQL note the operation under the cursor
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('{ contactStats { total } }');
+  await page.keyboard.press('Control+Enter');
+  const typed = await page
+    .waitForFunction(() => {
+      const cm = document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror;
+      const text = cm ? cm.getValue() : '';
+      return (text.includes('"contactStats"') || text.includes('"errors"')) && text;
+    }, null, { timeout: 20_000 })
+    .then((handle) => handle.jsonValue());
+  if (typed.includes('"errors"')) throw new Error(`the typed query failed: ${typed}`);
+  assertClean();
+  ok(`typed anonymous query ran at once: ${JSON.stringify(JSON.parse(typed).data)}`);
+
   // GraphiQL may still be restoring its tabs: set the query until it stays put (three polls
   // in a row), so the click runs this query and not the example document.
   await page.waitForFunction(

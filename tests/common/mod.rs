@@ -173,7 +173,8 @@ impl TestApp {
         }
     }
 
-    async fn start_on(url: &str, dir: TempDir) -> Self {
+    /// An app on the database at `url` (migrated at start-up), keeping `dir` alive.
+    pub async fn start_on(url: &str, dir: TempDir) -> Self {
         let clock = ManualClock::new(at(T0));
         let addr = serve(url, clock.clone()).await;
         Self {

@@ -127,7 +127,7 @@ async fn walk(State(service): State<Arc<ContactService>>, Json(body): Json<After
 async fn create(State(service): State<Arc<ContactService>>, Json(body): Json<Phone>) -> Answer {
     let now = service.now();
     let input = ContactInput {
-        phone_number: body.phone,
+        phone_number: Some(body.phone),
         ..ContactInput::default()
     };
     let row = service.create(input).await.map_err(failed)?;
