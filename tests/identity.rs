@@ -322,3 +322,30 @@ async fn update_clears_the_phone_number_only_of_a_contact_with_a_bsuid() {
     assert_eq!(code(&err), "BAD_USER_INPUT");
     assert_eq!(err["extensions"]["field"], "input.phoneNumber");
 }
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_new_bsuid_all_succeed_as_one_contact() {
+    let app = TestApp::start().await;
+    let other = if common::on_postgres() {
+        Some(app.second_instance().await)
+    } else {
+        None
+    };
+    let calls = (0..8).map(|i| {
+        let target = match (&other, i % 2) {
+            (Some(second), 1) => second,
+            _ => &app,
+        };
+        let (query, input) = (
+            upsert_query(),
+            json!({ "input": { "whatsappUserId": "BR.777" } }),
+        );
+        async move { target.post(&query, input).await }
+    });
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let total = app.data("{ contacts { totalCount } }", json!({})).await;
+    assert_eq!(total["contacts"]["totalCount"], 1);
+}

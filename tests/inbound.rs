@@ -365,3 +365,29 @@ async fn a_merge_racing_updates_of_both_contacts_loses_none() {
     }
     assert!(landed.iter().filter(|k| k.starts_with('s')).count() == 10);
 }
+
+#[tokio::test]
+async fn a_merge_keeps_the_phone_number_the_event_names() {
+    let app = TestApp::start().await;
+    let older = inbound(
+        &app,
+        json!({ "whatsappUserId": "US.90", "phoneNumber": "+14155550190" }),
+    )
+    .await;
+    app.clock.advance(TimeDelta::minutes(1));
+    app.create(json!({ "phoneNumber": "+14155550191", "metadata": { "note": "vip" } }))
+        .await;
+    app.clock.advance(TimeDelta::minutes(1));
+    let merged = inbound(
+        &app,
+        json!({ "whatsappUserId": "US.90", "phoneNumber": "+14155550191" }),
+    )
+    .await;
+    assert_eq!(merged["id"], older["id"]);
+    assert_eq!(merged["phoneNumber"], "+14155550191");
+    assert_eq!(merged["metadata"], json!({ "note": "vip" }));
+    // The number the event named keeps finding the person: no second contact appears.
+    let again = inbound(&app, json!({ "phoneNumber": "+14155550191" })).await;
+    assert_eq!(again["id"], older["id"]);
+    assert_eq!(count(&app).await, 1);
+}

@@ -139,3 +139,50 @@ async fn an_unknown_user_becomes_a_contact_and_bad_ids_name_their_argument() {
         assert_eq!(err["extensions"]["field"], field);
     }
 }
+
+#[tokio::test]
+async fn an_older_change_delivered_late_does_not_undo_a_newer_one() {
+    let app = TestApp::start().await;
+    inbound(&app, json!({ "whatsappUserId": "US.70" })).await;
+    let at = |day: &str| json!(format!("2026-11-{day}T10:00:00Z"));
+    let vars = |next: &str, day: &str| json!({ "prev": "US.70", "next": next, "phone": null, "at": at(day) });
+    let newer = app.data(&change_query(), vars("US.71", "23")).await;
+    assert_eq!(
+        newer["recordWhatsappUserIdChange"]["contact"]["whatsappUserId"],
+        "US.71"
+    );
+    let late = app.data(&change_query(), vars("US.72", "22")).await;
+    let contact = &late["recordWhatsappUserIdChange"]["contact"];
+    assert_eq!(contact["whatsappUserId"], "US.71", "{late}");
+    assert_eq!(by_user_id(&app, "US.72").await, Value::Null);
+    assert_eq!(count(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_change_after_a_merge_moves_to_the_bsuid_the_merge_made_current() {
+    let app = TestApp::start().await;
+    let first = inbound(
+        &app,
+        json!({ "whatsappUserId": "US.80", "phoneNumber": "+14155550180" }),
+    )
+    .await;
+    app.clock.advance(TimeDelta::minutes(1));
+    inbound(&app, json!({ "whatsappUserId": "US.81" })).await;
+    app.clock.advance(TimeDelta::minutes(1));
+    // One event names both: the older contact survives, holding the identities it names.
+    let merged = inbound(
+        &app,
+        json!({ "whatsappUserId": "US.81", "phoneNumber": "+14155550180" }),
+    )
+    .await;
+    assert_eq!(merged["id"], first["id"]);
+    assert_eq!(merged["whatsappUserId"], "US.81");
+    assert_eq!(merged["previousWhatsappUserIds"], json!(["US.80"]));
+    app.clock.advance(TimeDelta::minutes(1));
+    let changed = change(&app, "US.80", "US.81", json!("+14155550180")).await;
+    assert_eq!(changed["id"], first["id"]);
+    assert_eq!(changed["whatsappUserId"], "US.81");
+    assert_eq!(by_user_id(&app, "US.81").await["id"], first["id"]);
+    assert_eq!(by_user_id(&app, "US.80").await["id"], first["id"]);
+    assert_eq!(count(&app).await, 1);
+}

@@ -124,6 +124,17 @@ pub async fn is_replaced<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResu
     Ok(found.is_some())
 }
 
+/// When `user_id` was left behind (by an identity change or a merge), if it was.
+pub async fn replaced_at<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> AppResult<Option<DateTime<Utc>>> {
+    let found = previous::Entity::find_by_id(user_id.to_owned())
+        .one(conn)
+        .await?;
+    Ok(found.map(|row| row.replaced_at))
+}
+
 /// Drops `user_id` from the replaced BSUIDs: a contact holds it (again) now.
 pub async fn forget_previous<C: ConnectionTrait>(conn: &C, user_id: &str) -> AppResult<()> {
     previous::Entity::delete_by_id(user_id.to_owned())

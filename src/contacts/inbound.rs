@@ -150,6 +150,14 @@ impl ContactService {
                 changes.push(merged(survivor.id, absorbed.id, now));
                 let original = survivor.clone();
                 let combined = merge::absorb(&txn, survivor, absorbed, now).await?;
+                let combined = merge::take_current_identities(
+                    &txn,
+                    combined,
+                    event.whatsapp.user_id.as_deref(),
+                    event.phone.as_ref(),
+                    now,
+                )
+                .await?;
                 Some((original, combined))
             }
             (Some(a), _) | (None, Some(a)) => Some((a.clone(), a)),

@@ -8,7 +8,7 @@ use entity::{
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::Value;
 
-use super::{identity, metadata::MAX_KEYS};
+use super::{identity, metadata::MAX_KEYS, phone::ParsedPhone};
 use crate::error::AppResult;
 
 /// The survivor and the absorbed contact of a merge: the older one (by creation, then id,
@@ -49,6 +49,36 @@ pub async fn absorb<C: ConnectionTrait>(
         identity::remember_previous(conn, &old, survivor.id, now).await?;
     }
     Ok(combined(survivor, absorbed))
+}
+
+/// The merged contact holding the identities the event that joined it names: they are the
+/// user's current ones. A BSUID it gives up is kept as a replaced one (still findable); a
+/// phone number it gives up is released (a contact holds one number), so the number the
+/// event names finds this contact from now on. Inside the merge's transaction, after
+/// [`absorb`] deleted the other row.
+pub async fn take_current_identities<C: ConnectionTrait>(
+    conn: &C,
+    mut merged: Model,
+    user_id: Option<&str>,
+    phone: Option<&ParsedPhone>,
+    now: DateTime<Utc>,
+) -> AppResult<Model> {
+    if let Some(current) = user_id
+        && merged.whatsapp_user_id.as_deref() != Some(current)
+    {
+        if let Some(left) = merged.whatsapp_user_id.take() {
+            identity::remember_previous(conn, &left, merged.id, now).await?;
+        }
+        identity::forget_previous(conn, current).await?;
+        merged.whatsapp_user_id = Some(current.to_owned());
+    }
+    if let Some(phone) = phone
+        && merged.phone_number.as_deref() != Some(phone.e164.as_str())
+    {
+        merged.phone_number = Some(phone.e164.clone());
+        merged.country_code = phone.country_code.clone();
+    }
+    Ok(merged)
 }
 
 /// `survivor` completed by `absorbed`, as [`absorb`] describes.

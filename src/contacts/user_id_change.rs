@@ -55,7 +55,7 @@ impl ContactService {
 
     async fn change_once(&self, change: &Change, now: DateTime<Utc>) -> AppResult<Model> {
         let txn = self.begin_write().await?;
-        let stale = identity::is_replaced(&txn, &change.next).await?;
+        let stale = is_late(&txn, change).await?;
         let mut named: Vec<Model> = Vec::new();
         for user_id in [&change.previous, &change.next] {
             named.extend(identity::by_user_id(&txn, user_id).await?);
@@ -118,6 +118,17 @@ impl ContactService {
         identity::remember_previous(conn, &change.previous, row.id, change.at).await?;
         Ok(row)
     }
+}
+
+/// A change another one already overtook: its new BSUID was left behind since (a BSUID
+/// never comes back), or its previous BSUID was left behind after it by a later change. A
+/// replay of the change itself is neither, and changes nothing anyway.
+async fn is_late<C: ConnectionTrait>(conn: &C, change: &Change) -> AppResult<bool> {
+    if identity::is_replaced(conn, &change.next).await? {
+        return Ok(true);
+    }
+    let previous_left = identity::replaced_at(conn, &change.previous).await?;
+    Ok(previous_left.is_some_and(|left| left > change.at))
 }
 
 /// `row` holding `change.next`, with the BSUIDs it held before remembered, and the change's

@@ -24,6 +24,9 @@ use crate::{
     events::ChangeKind,
 };
 
+/// Tries of an upsert that lost a race for a new identity (see [`ContactService::upsert`]).
+const UPSERT_ATTEMPTS: usize = 4;
+
 /// The row `contact` makes, with the given identity and timestamps.
 pub(super) fn contact_row(
     contact: &NewContact,
@@ -73,8 +76,25 @@ impl ContactService {
     pub async fn upsert(&self, input: ContactInput) -> AppResult<(Model, bool)> {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
+        // Two upserts of one new BSUID may both find nothing and both insert; the loser's
+        // unique violation is a CONFLICT that a second look (finding the winner's row, to
+        // update) resolves. A genuine conflict stays one after the retries.
+        let mut attempt = 1;
+        loop {
+            match self.upsert_once(&contact, now).await {
+                Err(AppError::Conflict { .. }) if attempt < UPSERT_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn upsert_once(
+        &self,
+        contact: &NewContact,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Model, bool)> {
         let txn = self.begin_write().await?;
-        let (row, created) = self.upsert_on(&txn, &contact, now).await?;
+        let (row, created) = self.upsert_on(&txn, contact, now).await?;
         let kind = if created {
             ChangeKind::Created
         } else {

@@ -27,7 +27,9 @@ pub enum WhatsappInboundKind {
 /// never overwritten by an event (a BSUID found with a number that belongs to no one keeps
 /// its stored number; `updateContact` and `recordWhatsappUserIdChange` change identities).
 /// When the BSUID and the number name two different contacts they are merged into the older
-/// (`MERGED` event; see `ContactEvent.mergedContactId`).
+/// (`MERGED` event; see `ContactEvent.mergedContactId`), which then holds the two identities
+/// this event names, the user's current ones: a BSUID it held before stays findable among
+/// `previousWhatsappUserIds`; a phone number it held before is released (a contact has one).
 #[derive(InputObject, Default)]
 pub struct RecordWhatsappInboundInput {
     /// The sender's number, in any format `createContact` accepts; Meta leaves it out for
