@@ -178,6 +178,17 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXY_HEADER", default_value = "x-forwarded-for",
           value_parser = ["x-forwarded-for", "forwarded"])]
     pub trusted_proxy_header: String,
+
+    /// The Meta app secret (App settings → Basic) that signs WhatsApp webhook deliveries
+    /// (`X-Hub-Signature-256`). Set, it mounts `/webhooks/whatsapp`; unset, the route does
+    /// not exist.
+    #[arg(long, env = "WHATSAPP_APP_SECRET", hide_env_values = true)]
+    pub whatsapp_app_secret: Option<String>,
+
+    /// The token Meta's webhook verification request must carry (`hub.verify_token`); the
+    /// one typed as "Verify token" in the app's WhatsApp configuration.
+    #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
+    pub whatsapp_verify_token: Option<String>,
 }
 
 /// Where the contacts are stored; shared by every subcommand.
@@ -331,6 +342,27 @@ impl Config {
             self.ws_max_operations_per_connection,
             self.ws_max_connections_per_caller,
         )
+    }
+
+    /// The WhatsApp webhook settings: `(app secret, verify token)`, or `None` when the
+    /// webhook is off. An empty secret is refused: anyone could sign with it.
+    pub fn whatsapp_webhook(&self) -> anyhow::Result<Option<(&str, Option<&str>)>> {
+        let Some(secret) = self.whatsapp_app_secret.as_deref() else {
+            return Ok(None);
+        };
+        if secret.trim().is_empty() {
+            anyhow::bail!("WHATSAPP_APP_SECRET is empty; unset it to turn the webhook off");
+        }
+        let token = self
+            .whatsapp_verify_token
+            .as_deref()
+            .filter(|t| !t.is_empty());
+        if token.is_none() {
+            tracing::warn!(
+                "WHATSAPP_VERIFY_TOKEN is unset: Meta's verification request will be refused"
+            );
+        }
+        Ok(Some((secret, token)))
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -39,8 +39,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let events = events::start(&db, &config.database.url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let proxies = TrustedProxies::parse(&config.trusted_proxies, &config.trusted_proxy_header)?;
+    let mut state = AppState::new(service, config.limits());
+    if let Some((secret, token)) = config.whatsapp_webhook()? {
+        state = state.with_whatsapp(secret, token);
+    }
     let app = http::app(
-        AppState::new(service, config.limits())
+        state
             .with_auth(auth)
             .with_rate_limit(config.rate_limit_per_minute, config.rate_limit_burst)
             .with_address_limit(

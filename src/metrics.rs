@@ -11,6 +11,8 @@ use prometheus_client::{
 
 use crate::db::PoolStats;
 
+pub mod webhook;
+
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum OperationType {
     Query,
@@ -68,6 +70,8 @@ pub struct Metrics {
     requests: Family<OperationLabels, Counter>,
     latency: Family<OperationLabels, Histogram, fn() -> Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    /// `POST /webhooks/whatsapp`.
+    pub webhook: webhook::WebhookMetrics,
     /// Serialises scrapes, which refresh the pool gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -102,11 +106,14 @@ impl Default for Metrics {
             "Database pool connections by role and state",
             pool.clone(),
         );
+        let webhook = webhook::WebhookMetrics::default();
+        webhook.register(&mut registry);
         Self {
             registry,
             requests,
             latency,
             pool,
+            webhook,
             scrape: Mutex::new(()),
         }
     }

@@ -2,3 +2,4 @@
 
 pub mod contact;
 pub mod previous_whatsapp_user_id;
+pub mod webhook_delivery;

@@ -35,6 +35,17 @@ pub fn parse_bsuid(raw: &str, field: &str) -> AppResult<String> {
     Ok(raw.to_owned())
 }
 
+/// Validates a parent BSUID: Meta writes `ENT.` after the country code
+/// (`US.ENT.11815799212886844830`); a plain BSUID is accepted too.
+pub fn parse_parent_bsuid(raw: &str, field: &str) -> AppResult<String> {
+    let plain = match raw.split_once(".ENT.") {
+        Some((country, body)) => format!("{country}.{body}"),
+        None => raw.to_owned(),
+    };
+    parse_bsuid(&plain, field)?;
+    Ok(raw.to_owned())
+}
+
 /// Validates a username or profile name: trimmed, not empty, at most [`MAX_NAME_CHARS`]
 /// characters, no control characters.
 pub fn parse_name(raw: &str, field: &str) -> AppResult<String> {
@@ -102,6 +113,19 @@ mod tests {
         assert!(parse_name("a\u{0}b", "f").is_err());
         assert!(parse_name(&"x".repeat(MAX_NAME_CHARS + 1), "f").is_err());
     }
+
+    #[test]
+    fn parent_bsuids_carry_ent() {
+        let parent = "US.ENT.11815799212886844830";
+        assert_eq!(
+            parse_parent_bsuid(parent, "f").ok().as_deref(),
+            Some(parent)
+        );
+        assert!(parse_parent_bsuid("US.13491208655302741918", "f").is_ok());
+        assert!(parse_parent_bsuid("US.ENT.", "f").is_err());
+        assert!(parse_parent_bsuid("US.ENT.1.2", "f").is_err());
+        assert!(parse_bsuid(parent, "f").is_err());
+    }
 }
 
 /// The WhatsApp identity an input carries, validated; `None` fields were not given.
@@ -130,7 +154,7 @@ impl WhatsappIds {
                 .map(|id| parse_bsuid(&id, &fields.user_id))
                 .transpose()?,
             parent_user_id: parent
-                .map(|id| parse_bsuid(&id, &fields.parent_user_id))
+                .map(|id| parse_parent_bsuid(&id, &fields.parent_user_id))
                 .transpose()?,
             username: username
                 .map(|name| parse_name(&name, &fields.username))

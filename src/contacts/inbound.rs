@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::contact::{ActiveModel, Model};
-use sea_orm::{ActiveModelTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
 use uuid::Uuid;
 
 use super::{
@@ -141,17 +141,44 @@ impl ContactService {
         now: DateTime<Utc>,
     ) -> AppResult<Model> {
         let txn = self.begin_write().await?;
+        let mut changes = Vec::new();
+        let row = self.apply_inbound(&txn, event, now, &mut changes).await?;
+        self.commit_announcing(txn, &changes).await?;
+        Ok(row)
+    }
+
+    /// Records one inbound event inside `txn` (a webhook delivery's, which may hold several),
+    /// adding what it changed to `announced`; the caller commits and announces. Invalid input
+    /// is refused before anything is written, so the transaction stays usable.
+    pub(crate) async fn record_inbound_in(
+        &self,
+        txn: &DatabaseTransaction,
+        input: InboundInput,
+        now: DateTime<Utc>,
+        announced: &mut Vec<ContactChange>,
+    ) -> AppResult<Model> {
+        let event = InboundEvent::parse(input, now)?;
+        self.apply_inbound(txn, &event, now, announced).await
+    }
+
+    async fn apply_inbound(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &InboundEvent,
+        now: DateTime<Utc>,
+        announced: &mut Vec<ContactChange>,
+    ) -> AppResult<Model> {
         let e164 = event.phone.as_ref().map(|p| p.e164.as_str());
-        let found = identity::find(&txn, event.whatsapp.user_id.as_deref(), e164).await?;
+        let found = identity::find(txn, event.whatsapp.user_id.as_deref(), e164).await?;
         let mut changes: Vec<ContactChange> = Vec::new();
         let current = match (found.by_user_id, found.by_phone) {
             (Some(a), Some(b)) if a.id != b.id => {
                 let (survivor, absorbed) = merge::survivor_first(a, b);
                 changes.push(merged(survivor.id, absorbed.id, now));
                 let original = survivor.clone();
-                let combined = merge::absorb(&txn, survivor, absorbed, now).await?;
+                let combined = merge::absorb(txn, survivor, absorbed, now).await?;
                 let combined = merge::take_current_identities(
-                    &txn,
+                    txn,
                     combined,
                     event.whatsapp.user_id.as_deref(),
                     event.phone.as_ref(),
@@ -172,16 +199,16 @@ impl ContactService {
                     if changes.is_empty() {
                         changes.push(change(ChangeKind::Updated, wanted.id, now));
                     }
-                    wanted.into_active_model().reset_all().update(&txn).await?
+                    wanted.into_active_model().reset_all().update(txn).await?
                 }
             }
             None => {
-                let row = created(event, now).insert(&txn).await?;
+                let row = created(event, now).insert(txn).await?;
                 changes.push(change(ChangeKind::Created, row.id, now));
                 row
             }
         };
-        self.commit_announcing(txn, &changes).await?;
+        announced.extend(changes);
         Ok(row)
     }
 }

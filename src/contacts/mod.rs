@@ -21,6 +21,7 @@ mod service;
 mod sql;
 mod user_id_change;
 pub mod watch;
+pub mod webhook;
 pub mod window;
 mod writes;
 

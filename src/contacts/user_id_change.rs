@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::contact::Model;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseTransaction, IntoActiveModel};
 use uuid::Uuid;
 
 use super::{
@@ -55,30 +55,59 @@ impl ContactService {
 
     async fn change_once(&self, change: &Change, now: DateTime<Utc>) -> AppResult<Model> {
         let txn = self.begin_write().await?;
-        let stale = is_late(&txn, change).await?;
+        let mut events = Vec::new();
+        let row = self.apply_change(&txn, change, now, &mut events).await?;
+        self.commit_announcing(txn, &events).await?;
+        Ok(row)
+    }
+
+    /// [`Self::record_user_id_change`] inside `txn` (a webhook delivery's), adding what it
+    /// changed to `announced`; the caller commits and announces. Invalid input is refused
+    /// before anything is written.
+    pub(crate) async fn record_user_id_change_in(
+        &self,
+        txn: &DatabaseTransaction,
+        (previous, next): (&str, &str),
+        raw_phone: Option<&str>,
+        at: Option<DateTime<Utc>>,
+        announced: &mut Vec<ContactChange>,
+    ) -> AppResult<Model> {
+        let now = self.now();
+        let change = Change::parse(previous, next, raw_phone, at, now)?;
+        self.apply_change(txn, &change, now, announced).await
+    }
+
+    async fn apply_change(
+        &self,
+        txn: &DatabaseTransaction,
+        change: &Change,
+        now: DateTime<Utc>,
+        announced: &mut Vec<ContactChange>,
+    ) -> AppResult<Model> {
+        let stale = is_late(txn, change).await?;
         let mut named: Vec<Model> = Vec::new();
         for user_id in [&change.previous, &change.next] {
-            named.extend(identity::by_user_id(&txn, user_id).await?);
+            named.extend(identity::by_user_id(txn, user_id).await?);
         }
         if let Some(phone) = &change.phone {
-            named.extend(identity::by_phone(&txn, &phone.e164).await?);
+            named.extend(identity::by_phone(txn, &phone.e164).await?);
         }
         named.sort_by_key(|row| (row.created_at, row.id));
         named.dedup_by_key(|row| row.id);
         let mut events: Vec<ContactChange> = Vec::new();
         let mut rows = named.into_iter();
         let Some(mut survivor) = rows.next() else {
-            let row = self.created(&txn, change, now).await?;
+            let row = self.created(txn, change, now).await?;
             events.push(announce(ChangeKind::Created, row.id, now));
-            self.commit_announcing(txn, &events).await?;
+            announced.extend(events);
             return Ok(row);
         };
         let stored = survivor.clone();
         for absorbed in rows {
             events.push(merged(survivor.id, absorbed.id, now));
-            survivor = merge::absorb(&txn, survivor, absorbed, now).await?;
+            survivor = merge::absorb(txn, survivor, absorbed, now).await?;
         }
-        let wanted = moved(&txn, survivor, change, stale).await?;
+        let wanted = moved(txn, survivor, change, stale).await?;
         let row = if wanted == stored {
             stored
         } else {
@@ -89,9 +118,9 @@ impl ContactService {
                 updated_at: now,
                 ..wanted
             };
-            wanted.into_active_model().reset_all().update(&txn).await?
+            wanted.into_active_model().reset_all().update(txn).await?
         };
-        self.commit_announcing(txn, &events).await?;
+        announced.extend(events);
         Ok(row)
     }
 

@@ -9,6 +9,7 @@ mod ops;
 mod request_log;
 pub mod serve;
 mod subscriptions;
+pub mod whatsapp;
 
 use std::{sync::Arc, time::Duration};
 
@@ -61,6 +62,8 @@ pub struct AppState {
     pub allowed_hosts: Vec<String>,
     /// Reverse proxies whose forwarded client address is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Meta's webhooks (`/webhooks/whatsapp`), when an app secret is configured.
+    pub whatsapp: Option<Arc<whatsapp::WhatsappWebhook>>,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
+            whatsapp: None,
             service,
             metrics,
             auth: Arc::new(Authenticator::default()),
@@ -154,6 +158,14 @@ impl AppState {
         self
     }
 
+    /// Mounts `/webhooks/whatsapp`, checking deliveries against `app_secret`
+    /// (`WHATSAPP_APP_SECRET`) and the handshake against `verify_token`.
+    pub fn with_whatsapp(mut self, app_secret: &str, verify_token: Option<&str>) -> Self {
+        let hook = whatsapp::WhatsappWebhook::new(app_secret, verify_token);
+        self.whatsapp = Some(Arc::new(hook));
+        self
+    }
+
     /// Believes the client address forwarded by `proxies`; see [`client_ip`].
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
@@ -171,6 +183,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(crate::graphiql::routes())
+        .merge(whatsapp::routes(state.whatsapp.is_some()))
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

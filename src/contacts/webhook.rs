@@ -1,0 +1,168 @@
+//! One WhatsApp webhook delivery (Meta's batch of events) recorded as one transaction: every
+//! event through the same domain methods as the GraphQL mutations, each Meta event id
+//! remembered so a redelivery changes nothing, and nothing committed unless all of it is.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::webhook_delivery::{ActiveModel, Column, Entity};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    sea_query::OnConflict,
+};
+
+use super::{identity, inbound::InboundInput, service::ContactService};
+use crate::{
+    error::{AppError, AppResult},
+    events::ContactChange,
+};
+
+/// How long a Meta event id is remembered: Meta retries an unanswered delivery for up to 7
+/// days. A redelivery later than that is recorded again, which the monotonic rules (latest
+/// message time, names by event time) make harmless.
+pub const SEEN_RETENTION: TimeDelta = TimeDelta::days(7);
+
+/// Attempts of a whole delivery when a concurrent writer of the same person wins a race.
+const ATTEMPTS: usize = 8;
+
+/// An event of a delivery, as the domain records it.
+#[derive(Debug, Clone)]
+pub enum WebhookEvent {
+    /// A message or a call (`recordWhatsappInbound`).
+    Inbound(InboundInput),
+    /// Meta replaced the user's BSUID (`recordWhatsappUserIdChange`).
+    UserIdChange {
+        previous: String,
+        next: String,
+        phone_number: Option<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// One Meta event (a message, a call...): the domain events it means, under Meta's id when
+/// it has one (a redelivery of the id is skipped).
+#[derive(Debug, Clone)]
+pub struct DeliveredEvent {
+    pub meta_id: Option<String>,
+    pub effects: Vec<WebhookEvent>,
+}
+
+/// What became of a [`DeliveredEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Recorded,
+    /// Its Meta id was recorded before (a redelivery).
+    Duplicate,
+    /// The domain refused it (`BAD_USER_INPUT`); nothing of it was written. A redelivery
+    /// would be refused again, so the delivery is still answered 200.
+    Invalid,
+}
+
+impl ContactService {
+    /// Records a delivery in one transaction, retried whole when a concurrent writer of the
+    /// same person wins a race. Errors other than invalid input fail the whole delivery
+    /// (nothing is committed, so Meta's retry loses nothing).
+    pub async fn record_webhook_delivery(
+        &self,
+        events: &[DeliveredEvent],
+    ) -> AppResult<Vec<EventOutcome>> {
+        let mut attempt = 1;
+        loop {
+            match self.record_delivery_once(events).await {
+                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn record_delivery_once(
+        &self,
+        events: &[DeliveredEvent],
+    ) -> AppResult<Vec<EventOutcome>> {
+        let now = self.now();
+        let txn = self.begin_write().await?;
+        let mut changes = Vec::new();
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(id) = &event.meta_id
+                && !first_sighting(&txn, id, now).await?
+            {
+                outcomes.push(EventOutcome::Duplicate);
+                continue;
+            }
+            let mut outcome = EventOutcome::Recorded;
+            for effect in &event.effects {
+                match self.apply(&txn, effect, now, &mut changes).await {
+                    Err(AppError::Validation { field, .. }) => {
+                        tracing::warn!(field, "WhatsApp webhook event refused as invalid");
+                        outcome = EventOutcome::Invalid;
+                    }
+                    result => result?,
+                }
+            }
+            outcomes.push(outcome);
+        }
+        self.commit_announcing(txn, &changes).await?;
+        Ok(outcomes)
+    }
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        effect: &WebhookEvent,
+        now: DateTime<Utc>,
+        changes: &mut Vec<ContactChange>,
+    ) -> AppResult<()> {
+        match effect {
+            WebhookEvent::Inbound(input) => {
+                self.record_inbound_in(txn, input.clone(), now, changes)
+                    .await?;
+            }
+            WebhookEvent::UserIdChange {
+                previous,
+                next,
+                phone_number,
+                at,
+            } => {
+                let ids = (previous.as_str(), next.as_str());
+                self.record_user_id_change_in(
+                    txn,
+                    ids,
+                    phone_number.as_deref(),
+                    Some(*at),
+                    changes,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the remembered Meta event ids older than [`SEEN_RETENTION`]; returns how many.
+    /// Its own statement, outside any delivery, so deliveries never wait on it.
+    pub async fn forget_expired_webhook_events(&self) -> AppResult<u64> {
+        let cutoff = self.now() - SEEN_RETENTION;
+        let deleted = Entity::delete_many()
+            .filter(Column::SeenAt.lt(cutoff))
+            .exec(&self.db.write)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+}
+
+/// Remembers `id` inside the delivery's transaction; false when it was already there. On
+/// PostgreSQL a concurrent delivery of the same id waits here until the first commits (then
+/// sees it) or rolls back (then takes it over), so the id's effects happen once.
+async fn first_sighting(
+    txn: &DatabaseTransaction,
+    id: &str,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let row = ActiveModel {
+        event_id: Set(id.to_owned()),
+        seen_at: Set(now),
+    };
+    let inserted = Entity::insert(row)
+        .on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(inserted == 1)
+}
