@@ -1,4 +1,6 @@
 //! SeaORM entities: the shape of the stored tables, with no GraphQL or HTTP concerns.
 
 pub mod contact;
+pub mod marketing_preference;
 pub mod previous_whatsapp_user_id;
+pub mod whatsapp_window;

@@ -48,6 +48,7 @@ pub(super) fn contact_row(
         whatsapp_profile_name: contact.whatsapp.profile_name.clone(),
         // Set by inbound events only: a value written by hand yields to the next event.
         whatsapp_identity_seen_at: None,
+        blocked: false,
     }
 }
 
@@ -290,4 +291,20 @@ fn apply_phone_changes(
         }
         (None, None) => Ok(()),
     }
+}
+
+/// Marks the contact changed now (a change held in a side table: a window, a preference) and
+/// returns its row.
+pub(super) async fn touched<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Model> {
+    Entity::update_many()
+        .col_expr(Column::UpdatedAt, Expr::val(now))
+        .filter(Column::Id.eq(id))
+        .exec_with_returning(conn)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))
 }
