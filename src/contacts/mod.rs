@@ -18,6 +18,7 @@ pub mod order;
 pub mod page;
 pub mod phone;
 pub mod policy;
+mod policy_sql;
 pub mod preferences;
 mod reads;
 mod service;

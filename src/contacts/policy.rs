@@ -6,6 +6,14 @@ use entity::{marketing_preference, whatsapp_window};
 
 use super::{window, windows};
 
+/// A contact's rows in the side tables the policy reads.
+#[derive(Debug, Clone, Default)]
+pub struct MessagingRows {
+    /// Newest first.
+    pub windows: Vec<whatsapp_window::Model>,
+    pub preferences: Vec<marketing_preference::Model>,
+}
+
 /// A rule that forbids some kind of message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

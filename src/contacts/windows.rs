@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use entity::{
     contact,
-    whatsapp_window::{Column, Entity, Model},
+    whatsapp_window::{ActiveModel, Column, Entity, Model},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -103,6 +103,71 @@ pub async fn roll_up<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(latest)
+}
+
+/// After a contact was written by hand with `at` as its last message (create, upsert,
+/// import, update: `at` given, or cleared with `None`): the window with no business number
+/// becomes `at`, and the row's `last_whatsapp_message_at` the latest of its windows.
+pub async fn written_by_hand<C: ConnectionTrait>(
+    conn: &C,
+    row: &mut contact::Model,
+    at: Option<DateTime<Utc>>,
+    created: bool,
+) -> AppResult<()> {
+    if created {
+        if let Some(at) = at {
+            advance(conn, row.id, UNNAMED, at).await?;
+        }
+        return Ok(());
+    }
+    set_unnamed(conn, row.id, at).await?;
+    row.last_whatsapp_message_at = roll_up(conn, row.id).await?;
+    Ok(())
+}
+
+/// [`written_by_hand`] for a batch of imported rows, `(id, at, created)`, in three
+/// statements whatever the batch's size.
+pub async fn written_by_hand_many<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[(Uuid, DateTime<Utc>, bool)],
+) -> AppResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let existing: Vec<Uuid> = rows
+        .iter()
+        .filter(|(_, _, created)| !created)
+        .map(|(id, _, _)| *id)
+        .collect();
+    if !existing.is_empty() {
+        Entity::delete_many()
+            .filter(Column::ContactId.is_in(existing.iter().copied()))
+            .filter(Column::BusinessPhoneNumberId.eq(UNNAMED))
+            .exec(conn)
+            .await?;
+    }
+    let windows = rows.iter().map(|(id, at, _)| ActiveModel {
+        contact_id: Set(*id),
+        business_phone_number_id: Set(UNNAMED.to_owned()),
+        last_inbound_at: Set(*at),
+    });
+    Entity::insert_many(windows)
+        .exec_without_returning(conn)
+        .await?;
+    if !existing.is_empty() {
+        contact::Entity::update_many()
+            .col_expr(
+                contact::Column::LastWhatsappMessageAt,
+                Expr::cust(
+                    "(SELECT MAX(w.last_inbound_at) FROM contact_whatsapp_windows w \
+                     WHERE w.contact_id = contacts.id)",
+                ),
+            )
+            .filter(contact::Column::Id.is_in(existing))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Moves `absorbed`'s windows to `survivor`, keeping the later time per number. Before the
