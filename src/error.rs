@@ -26,6 +26,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     PayloadTooLarge,
     MisdirectedRequest,
+    FailedPrecondition,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -35,7 +36,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [Self; 17] = [
+    const ALL: [Self; 18] = [
         Self::BadUserInput,
         Self::NotFound,
         Self::Conflict,
@@ -53,6 +54,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::MisdirectedRequest,
+        Self::FailedPrecondition,
     ];
 
     /// The code as clients see it.
@@ -75,6 +77,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
         }
     }
 
@@ -89,7 +92,8 @@ impl ErrorCode {
             Self::BadUserInput
             | Self::GraphqlParseFailed
             | Self::GraphqlValidationFailed
-            | Self::BadRequest => StatusCode::BAD_REQUEST,
+            | Self::BadRequest
+            | Self::FailedPrecondition => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -146,6 +150,8 @@ pub enum AppError {
         field: String,
         message: String,
     },
+    /// The contact is not in the state the operation needs (blocking without an open window).
+    FailedPrecondition(String),
     Unauthenticated,
     /// The caller may not run this operation.
     Forbidden(String),
@@ -200,6 +206,7 @@ impl AppError {
             Self::Validation { .. } => ErrorCode::BadUserInput,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
@@ -216,6 +223,7 @@ impl AppError {
             Self::Validation { message, .. }
             | Self::NotFound { message }
             | Self::Conflict { message, .. }
+            | Self::FailedPrecondition(message)
             | Self::Forbidden(message)
             | Self::MethodNotAllowed(message) => message.clone(),
             Self::Unauthenticated => "authentication required".to_owned(),

@@ -16,6 +16,8 @@ const SECRET: &str = "test-app-secret";
 const VERIFY_TOKEN: &str = "test-verify-token";
 const SHEENA: &str = "+16505551234";
 const SHEENA_BSUID: &str = "US.13491208655302741918";
+/// `metadata.phone_number_id` of Meta's examples.
+const BUSINESS: &str = "106540352242922";
 
 async fn app() -> TestApp {
     TestApp::start_configured(|state| state.with_whatsapp(SECRET, Some(VERIFY_TOKEN))).await
@@ -82,6 +84,22 @@ async fn by_user_id(app: &TestApp, user_id: &str) -> Value {
     app.data(&query, json!({ "u": user_id })).await["contactByWhatsappUserId"].clone()
 }
 
+async fn windows_of(app: &TestApp, phone: &str) -> Value {
+    let query = "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { \
+        whatsappWindows { businessPhoneNumberId lastInboundAt open } } }";
+    let data = app.data(query, json!({ "p": phone })).await;
+    data["contactByPhoneNumber"]["whatsappWindows"].clone()
+}
+
+async fn opted_out(app: &TestApp, phone: &str) -> (Value, Value) {
+    let query = "query($p: String!, $b: String!) { contactByPhoneNumber(phoneNumber: $p) { \
+        here: marketingOptedOut(businessPhoneNumberId: $b) \
+        elsewhere: marketingOptedOut(businessPhoneNumberId: \"999\") } }";
+    let data = app.data(query, json!({ "p": phone, "b": BUSINESS })).await;
+    let contact = &data["contactByPhoneNumber"];
+    (contact["here"].clone(), contact["elsewhere"].clone())
+}
+
 async fn contact_count(app: &TestApp) -> u64 {
     let data = app.data("{ contacts { totalCount } }", json!({})).await;
     data["contacts"]["totalCount"].as_u64().expect("count")
@@ -106,6 +124,12 @@ async fn text_message_records_the_sender_and_opens_the_window() {
     assert_eq!(contact["lastWhatsappMessageAt"], "2025-06-08T20:59:43Z");
     assert_eq!(contact["whatsappProfileName"], "Sheena Nelson");
     assert_eq!(contact["whatsappWindowOpen"], true);
+    // The window belongs to the business number that received it (`metadata.phone_number_id`).
+    let windows = windows_of(&app, SHEENA).await;
+    assert_eq!(
+        windows,
+        json!([{ "businessPhoneNumberId": BUSINESS, "lastInboundAt": "2025-06-08T20:59:43Z", "open": true }])
+    );
     let text = metrics(&app).await;
     let series =
         r#"whatsapp_webhook_events_total{field="messages",kind="text",outcome="recorded"}"#;
@@ -140,6 +164,8 @@ async fn user_initiated_call_is_an_inbound_event() {
     let contact = by_phone(&app, "+16315553601").await;
     assert_eq!(contact["lastWhatsappMessageAt"], "2022-12-21T17:47:04Z");
     assert_eq!(contact["whatsappProfileName"], "Pablo Morales");
+    let windows = windows_of(&app, "+16315553601").await;
+    assert_eq!(windows[0]["businessPhoneNumberId"], "436666719526789");
     // A business-initiated call, or the end of a call, is not the user reaching us.
     let outbound = fixture("call_connect.json")
         .replace("USER_INITIATED", "BUSINESS_INITIATED")
@@ -155,6 +181,35 @@ async fn user_initiated_call_is_an_inbound_event() {
     let ignored =
         r#"whatsapp_webhook_events_total{field="calls",kind="connect",outcome="ignored"}"#;
     assert_eq!(metric(&text, ignored), 1, "{text}");
+}
+
+#[tokio::test]
+async fn marketing_stop_then_resume_is_recorded_per_business_number() {
+    let app = app().await;
+    assert_eq!(
+        deliver(&app, &fixture("user_preferences_stop.json")).await,
+        200
+    );
+    // The user is found (or created) as an inbound event would find them.
+    let contact = by_phone(&app, SHEENA).await;
+    assert_eq!(contact["whatsappUserId"], SHEENA_BSUID);
+    assert_eq!(opted_out(&app, SHEENA).await, (json!(true), json!(false)));
+    assert_eq!(
+        deliver(&app, &fixture("user_preferences_resume.json")).await,
+        200
+    );
+    assert_eq!(opted_out(&app, SHEENA).await, (json!(false), json!(false)));
+    // A late redelivery of the stop does not undo the later resume.
+    assert_eq!(
+        deliver(&app, &fixture("user_preferences_stop.json")).await,
+        200
+    );
+    assert_eq!(opted_out(&app, SHEENA).await, (json!(false), json!(false)));
+    assert_eq!(contact_count(&app).await, 1);
+    let text = metrics(&app).await;
+    let stops =
+        r#"whatsapp_webhook_events_total{field="user_preferences",kind="stop",outcome="recorded"}"#;
+    assert_eq!(metric(&text, stops), 2, "{text}");
 }
 
 #[tokio::test]

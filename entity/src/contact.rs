@@ -30,6 +30,8 @@ pub struct Model {
     /// When the event that last set the username and profile name happened, so an older
     /// event never overwrites them.
     pub whatsapp_identity_seen_at: Option<DateTimeUtc>,
+    /// The business blocked this user (Meta's block API).
+    pub blocked: bool,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,5 +1,7 @@
 //! SeaORM entities: the shape of the stored tables, with no GraphQL or HTTP concerns.
 
 pub mod contact;
+pub mod marketing_preference;
 pub mod previous_whatsapp_user_id;
 pub mod webhook_delivery;
+pub mod whatsapp_window;

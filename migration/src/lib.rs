@@ -5,6 +5,7 @@ pub use sea_orm_migration::{MigrationStatus, prelude::*};
 mod m20261125_000001_create_contacts;
 mod m20261126_000001_collate_contacts;
 mod m20261126_000002_whatsapp_identity;
+mod m20261126_000003_messaging_policy;
 mod m20261126_000004_webhook_deliveries;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_contacts::Migration),
             Box::new(m20261126_000001_collate_contacts::Migration),
             Box::new(m20261126_000002_whatsapp_identity::Migration),
+            Box::new(m20261126_000003_messaging_policy::Migration),
             Box::new(m20261126_000004_webhook_deliveries::Migration),
         ]
     }

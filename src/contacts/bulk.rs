@@ -16,6 +16,7 @@ use super::{
     identity,
     input::NewContact,
     service::{ContactService, change},
+    windows,
     writes::contact_row,
 };
 use crate::{error::AppResult, events::ChangeKind};
@@ -68,12 +69,17 @@ impl ContactService {
             .collect();
         let mut rows = Vec::with_capacity(contacts.len());
         let mut changes = Vec::with_capacity(contacts.len());
+        // The message times written by hand, for the windows: (id, at, created).
+        let mut message_times = Vec::new();
         for contact in by_phone {
             let Some(phone) = &contact.phone else {
                 continue;
             };
             let Some(current) = stored.get(&phone.e164) else {
                 let row = contact_row(contact, Uuid::now_v7(), now, now);
+                if let Some(at) = contact.last_whatsapp_message_at {
+                    message_times.push((row.id, at, true));
+                }
                 changes.push(change(ChangeKind::Created, row.id, now));
                 rows.push(row.into_active_model().reset_all());
                 report.created += 1;
@@ -99,6 +105,9 @@ impl ContactService {
                 continue;
             }
             changes.push(change(ChangeKind::Updated, current.id, now));
+            if let Some(at) = contact.last_whatsapp_message_at {
+                message_times.push((current.id, at, false));
+            }
             rows.push(
                 Model {
                     updated_at: now,
@@ -123,8 +132,12 @@ impl ContactService {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        windows::written_by_hand_many(&txn, &message_times).await?;
         for contact in by_identity {
-            let (row, created) = identity::upsert(&txn, contact, now).await?;
+            let (mut row, created) = identity::upsert(&txn, contact, now).await?;
+            if let Some(at) = contact.last_whatsapp_message_at {
+                windows::written_by_hand(&txn, &mut row, Some(at), created).await?;
+            }
             let kind = if created {
                 report.created += 1;
                 ChangeKind::Created

@@ -6,7 +6,7 @@ use entity::contact::Column;
 use sea_orm::{Condition, DbBackend, ExprTrait, sea_query::Expr};
 use serde_json::{Map, Value};
 
-use super::{bsuid, metadata::Metadata, phone, sql, window};
+use super::{bsuid, metadata::Metadata, phone, policy_sql, sql, windows};
 use crate::error::AppResult;
 
 /// The filter as a client sent it.
@@ -22,6 +22,9 @@ pub struct FilterInput {
     pub last_whatsapp_message_before: Option<DateTime<Utc>>,
     pub whatsapp_user_id: Option<String>,
     pub has_phone_number: Option<bool>,
+    pub business_phone_number_id: Option<String>,
+    pub messaging_free_form: Option<bool>,
+    pub marketing_allowed: Option<bool>,
 }
 
 /// A validated filter.
@@ -37,6 +40,11 @@ pub struct ContactFilter {
     last_message_before: Option<DateTime<Utc>>,
     whatsapp_user_id: Option<String>,
     has_phone_number: Option<bool>,
+    /// Only contacts this business number heard from; the number the window, free-form and
+    /// marketing filters are evaluated for.
+    business_number: Option<String>,
+    messaging_free_form: Option<bool>,
+    marketing_allowed: Option<bool>,
 }
 
 impl ContactFilter {
@@ -66,7 +74,16 @@ impl ContactFilter {
             .whatsapp_user_id
             .map(|id| bsuid::parse_bsuid(&id, &format!("{field}.whatsappUserId")))
             .transpose()?;
+        let business_number = input
+            .business_phone_number_id
+            .map(|id| {
+                windows::parse_business_number(&id, &format!("{field}.businessPhoneNumberId"))
+            })
+            .transpose()?;
         Ok(Self {
+            business_number,
+            messaging_free_form: input.messaging_free_form,
+            marketing_allowed: input.marketing_allowed,
             whatsapp_user_id,
             has_phone_number: input.has_phone_number,
             whatsapp_window_open: input.whatsapp_window_open,
@@ -84,8 +101,16 @@ impl ContactFilter {
     /// then needs no nulls-last term, and SQLite can walk its index instead of sorting.
     pub fn excludes_never_messaged(&self) -> bool {
         self.whatsapp_window_open == Some(true)
+            || self.messaging_free_form == Some(true)
+            || self.business_number.is_some()
             || self.last_message_after.is_some()
             || self.last_message_before.is_some()
+    }
+
+    /// The window-open condition this filter's `contactStats` counts: open on the filter's
+    /// business number, or on any.
+    pub fn window_open_condition(&self, backend: DbBackend, now: DateTime<Utc>) -> Condition {
+        policy_sql::window_open(backend, self.business_number.as_deref(), now).is(true)
     }
 
     /// The WHERE condition, with the window evaluated at `now`.
@@ -93,16 +118,22 @@ impl ContactFilter {
         let last = || Expr::col(Column::LastWhatsappMessageAt);
         let created = || Expr::col(Column::CreatedAt);
         let mut cond = Condition::all();
-        match self.whatsapp_window_open {
-            Some(true) => cond = cond.add(last().gt(window::opened_after(now))),
-            Some(false) => {
-                cond = cond.add(
-                    Condition::any()
-                        .add(last().is_null())
-                        .add(last().lte(window::opened_after(now))),
-                )
-            }
-            None => {}
+        let number = self.business_number.as_deref();
+        if let Some(number) = number {
+            cond = cond.add(policy_sql::heard_on(backend, number));
+        }
+        if let Some(open) = self.whatsapp_window_open {
+            cond = cond.add(policy_sql::window_open(backend, number, now).is(open));
+        }
+        if let Some(free_form) = self.messaging_free_form {
+            let allowed =
+                policy_sql::not_blocked().and(policy_sql::window_open(backend, number, now));
+            cond = cond.add(allowed.is(free_form));
+        }
+        if let Some(marketing) = self.marketing_allowed {
+            let opted_out = policy_sql::opted_out(backend, number);
+            let allowed = policy_sql::not_blocked().and(opted_out.negated());
+            cond = cond.add(allowed.is(marketing));
         }
         if let Some(codes) = &self.country_codes {
             cond = cond.add(Expr::col(Column::CountryCode).is_in(codes.iter().cloned()));

@@ -15,7 +15,8 @@ use super::{
     merge,
     phone::{self, ParsedPhone, PhoneFields},
     service::{ContactService, change, merged},
-    writes::contact_row,
+    windows,
+    writes::{contact_row, touched},
 };
 use crate::{
     error::{AppError, AppResult},
@@ -25,8 +26,6 @@ use crate::{
 /// Attempts of one event when concurrent writers collide (PostgreSQL: a unique violation by
 /// a concurrent insert of the same identity, a deadlock or a serialization failure).
 const ATTEMPTS: usize = 8;
-/// Meta's `phone_number_id`: digits, at most this many.
-const MAX_BUSINESS_ID_DIGITS: usize = 32;
 
 /// What reached the business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,16 +49,20 @@ pub struct InboundInput {
     pub business_phone_number_id: Option<String>,
 }
 
-/// A validated event.
+/// A validated event: who, when, on which business number, and whether it opens the window
+/// (a message or a call does; a marketing preference only finds or creates the contact).
 #[derive(Debug, Clone)]
-struct InboundEvent {
+pub(crate) struct InboundEvent {
     phone: Option<ParsedPhone>,
     whatsapp: WhatsappIds,
     at: DateTime<Utc>,
+    /// The window's key: the business number, or [`windows::UNNAMED`].
+    business_number: String,
+    opens_window: bool,
 }
 
 impl InboundEvent {
-    fn parse(input: InboundInput, now: DateTime<Utc>) -> AppResult<Self> {
+    pub(crate) fn parse(input: InboundInput, now: DateTime<Utc>) -> AppResult<Self> {
         let whatsapp = WhatsappIds::parse(
             [
                 input.whatsapp_user_id,
@@ -94,9 +97,11 @@ impl InboundEvent {
                 "an inbound event needs a phoneNumber, a whatsappUserId or both",
             ));
         }
-        if let Some(id) = &input.business_phone_number_id {
-            check_business_id(id)?;
-        }
+        let business_number = input
+            .business_phone_number_id
+            .map(|id| windows::parse_business_number(&id, "input.businessPhoneNumberId"))
+            .transpose()?
+            .unwrap_or_default();
         let at = match input.received_at {
             Some(at) => input::message_time(at, now, "input.receivedAt")?,
             None => to_storage_precision(now),
@@ -105,19 +110,29 @@ impl InboundEvent {
             phone,
             whatsapp,
             at,
+            business_number,
+            opens_window: true,
         })
     }
-}
 
-fn check_business_id(id: &str) -> AppResult<()> {
-    let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
-    if !digits || id.len() > MAX_BUSINESS_ID_DIGITS {
-        return Err(AppError::validation(
-            "input.businessPhoneNumberId",
-            format!("Meta's phone_number_id: 1 to {MAX_BUSINESS_ID_DIGITS} ASCII digits"),
-        ));
+    /// An event that only names the user (found or created as a message would find them)
+    /// and opens no window.
+    pub(crate) fn identifying(
+        phone: Option<ParsedPhone>,
+        user_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            phone,
+            whatsapp: WhatsappIds {
+                user_id,
+                ..WhatsappIds::default()
+            },
+            at,
+            business_number: windows::UNNAMED.to_owned(),
+            opens_window: false,
+        }
     }
-    Ok(())
 }
 
 impl ContactService {
@@ -147,30 +162,19 @@ impl ContactService {
         Ok(row)
     }
 
-    /// Records one inbound event inside `txn` (a webhook delivery's, which may hold several),
-    /// adding what it changed to `announced`; the caller commits and announces. Invalid input
-    /// is refused before anything is written, so the transaction stays usable.
-    pub(crate) async fn record_inbound_in(
-        &self,
-        txn: &DatabaseTransaction,
-        input: InboundInput,
-        now: DateTime<Utc>,
-        announced: &mut Vec<ContactChange>,
-    ) -> AppResult<Model> {
-        let event = InboundEvent::parse(input, now)?;
-        self.apply_inbound(txn, &event, now, announced).await
-    }
-
-    async fn apply_inbound(
+    /// The work of one event inside the caller's transaction: the contact found (merging two
+    /// the event joins) or created, completed, and its window moved; the changes to announce
+    /// are pushed onto `changes`.
+    pub(crate) async fn apply_inbound(
         &self,
         txn: &DatabaseTransaction,
         event: &InboundEvent,
         now: DateTime<Utc>,
-        announced: &mut Vec<ContactChange>,
+        changes: &mut Vec<ContactChange>,
     ) -> AppResult<Model> {
+        let announced = changes.len();
         let e164 = event.phone.as_ref().map(|p| p.e164.as_str());
         let found = identity::find(txn, event.whatsapp.user_id.as_deref(), e164).await?;
-        let mut changes: Vec<ContactChange> = Vec::new();
         let current = match (found.by_user_id, found.by_phone) {
             (Some(a), Some(b)) if a.id != b.id => {
                 let (survivor, absorbed) = merge::survivor_first(a, b);
@@ -190,13 +194,13 @@ impl ContactService {
             (Some(a), _) | (None, Some(a)) => Some((a.clone(), a)),
             (None, None) => None,
         };
-        let row = match current {
+        let mut row = match current {
             Some((stored, combined)) => {
                 let wanted = applied(combined, event, now);
                 if wanted == stored {
                     stored
                 } else {
-                    if changes.is_empty() {
+                    if changes.len() == announced {
                         changes.push(change(ChangeKind::Updated, wanted.id, now));
                     }
                     wanted.into_active_model().reset_all().update(txn).await?
@@ -208,7 +212,14 @@ impl ContactService {
                 row
             }
         };
-        announced.extend(changes);
+        let moved = event.opens_window
+            && windows::advance(txn, row.id, &event.business_number, event.at).await?;
+        // A later message on one number than its window had, but not the latest overall:
+        // only the window changed, and that is a change of the contact.
+        if moved && changes.len() == announced {
+            row = touched(txn, row.id, now).await?;
+            changes.push(change(ChangeKind::Updated, row.id, now));
+        }
         Ok(row)
     }
 }
@@ -219,11 +230,11 @@ fn created(event: &InboundEvent, now: DateTime<Utc>) -> ActiveModel {
         phone: event.phone.clone(),
         whatsapp: event.whatsapp.clone(),
         metadata: None,
-        last_whatsapp_message_at: Some(event.at),
+        last_whatsapp_message_at: event.opens_window.then_some(event.at),
     };
     let row = contact_row(&contact, Uuid::now_v7(), now, now);
     Model {
-        whatsapp_identity_seen_at: Some(event.at),
+        whatsapp_identity_seen_at: event.opens_window.then_some(event.at),
         ..row
     }
     .into_active_model()
@@ -243,10 +254,15 @@ fn applied(row: Model, event: &InboundEvent, now: DateTime<Utc>) -> Model {
     if next.whatsapp_user_id.is_none() {
         next.whatsapp_user_id = event.whatsapp.user_id.clone();
     }
-    next.last_whatsapp_message_at = next.last_whatsapp_message_at.max(Some(event.at));
-    let names_current = next
-        .whatsapp_identity_seen_at
-        .is_none_or(|seen| event.at >= seen);
+    if event.opens_window {
+        next.last_whatsapp_message_at = next.last_whatsapp_message_at.max(Some(event.at));
+    }
+    // An event that only identifies the user carries no names, so it leaves them and their
+    // time alone.
+    let names_current = event.opens_window
+        && next
+            .whatsapp_identity_seen_at
+            .is_none_or(|seen| event.at >= seen);
     if names_current {
         let ids = &event.whatsapp;
         let keep =

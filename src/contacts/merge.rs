@@ -8,7 +8,7 @@ use entity::{
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::Value;
 
-use super::{identity, metadata::MAX_KEYS, phone::ParsedPhone};
+use super::{identity, metadata::MAX_KEYS, phone::ParsedPhone, preferences, windows};
 use crate::error::AppResult;
 
 /// The survivor and the absorbed contact of a merge: the older one (by creation, then id,
@@ -27,6 +27,8 @@ pub fn survivor_first(a: Model, b: Model) -> (Model, Model) {
 /// later `lastWhatsappMessageAt`, and the username and profile name seen last. The absorbed
 /// contact's replaced BSUIDs move to the survivor; so does its current BSUID when the
 /// survivor has one of its own, as a replaced one, so webhooks carrying it still arrive.
+/// Windows per number and marketing choices are combined, the later per number winning;
+/// a block of either blocks the merged contact.
 /// Runs inside the caller's transaction, with both rows locked.
 pub async fn absorb<C: ConnectionTrait>(
     conn: &C,
@@ -39,6 +41,8 @@ pub async fn absorb<C: ConnectionTrait>(
         .filter(previous::Column::ContactId.eq(absorbed.id))
         .exec(conn)
         .await?;
+    windows::absorb(conn, survivor.id, absorbed.id).await?;
+    preferences::absorb(conn, survivor.id, absorbed.id).await?;
     // Deleted first: its phone number and BSUID are unique, and the survivor may take them.
     Entity::delete_by_id(absorbed.id).exec(conn).await?;
     let displaced = match (&survivor.whatsapp_user_id, &absorbed.whatsapp_user_id) {
@@ -122,6 +126,8 @@ fn combined(survivor: Model, absorbed: Model) -> Model {
             .last_whatsapp_message_at
             .max(absorbed.last_whatsapp_message_at),
         metadata: merged_metadata(&survivor.metadata, &absorbed.metadata),
+        // The business blocked the person, whichever record it was.
+        blocked: survivor.blocked || absorbed.blocked,
         ..survivor
     }
 }

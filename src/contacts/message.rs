@@ -14,7 +14,8 @@ use super::{
     input::{self, NewContact},
     phone::{self, PhoneFields},
     service::{ContactService, change},
-    writes::new_row,
+    windows,
+    writes::{new_row, touched},
 };
 use crate::{error::AppResult, events::ChangeKind};
 
@@ -58,7 +59,7 @@ impl ContactService {
             .value(Column::UpdatedAt, Expr::cust(UPDATED_IF_LATER))
             .to_owned();
         let txn = self.begin_write().await?;
-        let row = Entity::insert(ActiveModel {
+        let mut row = Entity::insert(ActiveModel {
             id: Set(new_id),
             ..new_row(&contact, now)
         })
@@ -66,13 +67,18 @@ impl ContactService {
         .exec_with_returning(&txn)
         .await?;
         // A stale or repeated delivery changes nothing, so it announces nothing.
-        let changes = if row.id == new_id {
+        let mut changes = if row.id == new_id {
             vec![change(ChangeKind::Created, row.id, now)]
         } else if row.updated_at == now {
             vec![change(ChangeKind::Updated, row.id, now)]
         } else {
             Vec::new()
         };
+        // Later than the window of events naming no number, not the latest on any number.
+        if windows::advance(&txn, row.id, windows::UNNAMED, at).await? && changes.is_empty() {
+            row = touched(&txn, row.id, now).await?;
+            changes.push(change(ChangeKind::Updated, row.id, now));
+        }
         self.commit_announcing(txn, &changes).await?;
         Ok(row)
     }

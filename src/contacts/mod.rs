@@ -1,5 +1,6 @@
 //! The contacts domain: validation, the window rule, the clock, and every database query.
 
+pub mod block;
 pub mod bsuid;
 pub mod bulk;
 pub mod clock;
@@ -16,6 +17,9 @@ pub mod metadata;
 pub mod order;
 pub mod page;
 pub mod phone;
+pub mod policy;
+mod policy_sql;
+pub mod preferences;
 mod reads;
 mod service;
 mod sql;
@@ -23,6 +27,7 @@ mod user_id_change;
 pub mod watch;
 pub mod webhook;
 pub mod window;
+pub mod windows;
 mod writes;
 
 pub use reads::ContactStats;

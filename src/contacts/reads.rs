@@ -1,5 +1,7 @@
 //! Queries: lookups, keyset pages, counts. All run on the read connections.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{
     contact::{Column, Entity, Model},
@@ -18,8 +20,10 @@ use super::{
     identity, order,
     page::{Page, PageSpec, Reading},
     phone::{self, PhoneFields},
+    policy::MessagingRows,
+    preferences,
     service::ContactService,
-    window,
+    windows,
 };
 use crate::error::AppResult;
 
@@ -68,6 +72,25 @@ impl ContactService {
             .all(&self.db.read)
             .await?;
         Ok(rows.into_iter().map(|row| row.whatsapp_user_id).collect())
+    }
+
+    /// The windows and marketing choices of `ids`, in two queries however many ids: what a
+    /// page of contacts needs for its messaging fields.
+    pub async fn messaging_rows(&self, ids: &[Uuid]) -> AppResult<HashMap<Uuid, MessagingRows>> {
+        let mut rows: HashMap<Uuid, MessagingRows> = HashMap::new();
+        for window in windows::of_contacts(&self.db.read, ids).await? {
+            rows.entry(window.contact_id)
+                .or_default()
+                .windows
+                .push(window);
+        }
+        for choice in preferences::of_contacts(&self.db.read, ids).await? {
+            rows.entry(choice.contact_id)
+                .or_default()
+                .preferences
+                .push(choice);
+        }
+        Ok(rows)
     }
 
     /// One page in keyset order; `now` decides the window filter.
@@ -147,9 +170,7 @@ impl ContactService {
                 .filter(cond)
                 .into_query()
         };
-        let open = cond
-            .clone()
-            .add(Column::LastWhatsappMessageAt.gt(window::opened_after(now)));
+        let open = cond.clone().add(filter.window_open_condition(backend, now));
         let statement = Query::select()
             .expr_as(
                 Expr::SubQuery(None, Box::new(count(cond).into_sub_query_statement())),

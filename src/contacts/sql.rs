@@ -2,7 +2,7 @@
 //! built once with sea-query and runs on both.
 
 use sea_orm::{
-    DbBackend, ExprTrait,
+    DbBackend, ExprTrait, Statement,
     sea_query::{Expr, SimpleExpr},
 };
 use serde_json::Value;
@@ -16,8 +16,18 @@ where
     V: Into<sea_orm::Value>,
     I: IntoIterator<Item = V>,
 {
+    Expr::cust_with_values(numbered(backend, template), values)
+}
+
+/// A whole statement written with `?` placeholders, as [`custom`] numbers them.
+pub fn statement(backend: DbBackend, template: &str, values: Vec<sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(backend, numbered(backend, template), values)
+}
+
+/// `template` with its `?` placeholders as the backend writes them.
+fn numbered(backend: DbBackend, template: &str) -> String {
     if backend != DbBackend::Postgres {
-        return Expr::cust_with_values(template.to_owned(), values);
+        return template.to_owned();
     }
     let mut numbered = String::with_capacity(template.len() + 8);
     for (index, piece) in template.split('?').enumerate() {
@@ -26,7 +36,7 @@ where
         }
         numbered.push_str(piece);
     }
-    Expr::cust_with_values(numbered, values)
+    numbered
 }
 
 /// `metadata` contains every pair of `wanted`.

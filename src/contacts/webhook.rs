@@ -9,7 +9,12 @@ use sea_orm::{
     sea_query::OnConflict,
 };
 
-use super::{identity, inbound::InboundInput, service::ContactService};
+use super::{
+    identity,
+    inbound::{InboundEvent, InboundInput},
+    preferences::MarketingPreferenceInput,
+    service::ContactService,
+};
 use crate::{
     error::{AppError, AppResult},
     events::ContactChange,
@@ -35,6 +40,8 @@ pub enum WebhookEvent {
         phone_number: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The user stopped or resumed marketing messages (`recordMarketingPreference`).
+    MarketingPreference(MarketingPreferenceInput),
 }
 
 /// One Meta event (a message, a call...): the domain events it means, under Meta's id when
@@ -113,7 +120,12 @@ impl ContactService {
     ) -> AppResult<()> {
         match effect {
             WebhookEvent::Inbound(input) => {
-                self.record_inbound_in(txn, input.clone(), now, changes)
+                // Validated before anything is written, so a refusal leaves `txn` usable.
+                let event = InboundEvent::parse(input.clone(), now)?;
+                self.apply_inbound(txn, &event, now, changes).await?;
+            }
+            WebhookEvent::MarketingPreference(input) => {
+                self.record_marketing_preference_in(txn, input, now, changes)
                     .await?;
             }
             WebhookEvent::UserIdChange {

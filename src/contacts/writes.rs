@@ -12,12 +12,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    clock::to_storage_precision,
     identity,
     input::{self, ContactChanges, ContactInput, NewContact},
     metadata::{self, Metadata},
     phone::{self, PhoneFields},
     service::{ContactService, change},
-    sql,
+    sql, windows,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -48,6 +49,7 @@ pub(super) fn contact_row(
         whatsapp_profile_name: contact.whatsapp.profile_name.clone(),
         // Set by inbound events only: a value written by hand yields to the next event.
         whatsapp_identity_seen_at: None,
+        blocked: false,
     }
 }
 
@@ -63,10 +65,11 @@ impl ContactService {
         let now = self.now();
         let contact = NewContact::parse(input, "input", now)?;
         let txn = self.begin_write().await?;
-        let row = new_row(&contact, now)
+        let mut row = new_row(&contact, now)
             .insert(&txn)
             .await
             .map_err(|err| identity::conflict(err, "input"))?;
+        windows::written_by_hand(&txn, &mut row, contact.last_whatsapp_message_at, true).await?;
         self.commit_announcing(txn, &[change(ChangeKind::Created, row.id, now)])
             .await?;
         Ok(row)
@@ -106,6 +109,19 @@ impl ContactService {
     }
 
     pub(super) async fn upsert_on<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        contact: &NewContact,
+        now: DateTime<Utc>,
+    ) -> AppResult<(Model, bool)> {
+        let (mut row, created) = self.upsert_row(conn, contact, now).await?;
+        if let Some(at) = contact.last_whatsapp_message_at {
+            windows::written_by_hand(conn, &mut row, Some(at), created).await?;
+        }
+        Ok((row, created))
+    }
+
+    async fn upsert_row<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
         contact: &NewContact,
@@ -172,10 +188,14 @@ impl ContactService {
             row.last_whatsapp_message_at = Set(last);
         }
         row.updated_at = Set(now);
-        let updated = row
+        let mut updated = row
             .update(&txn)
             .await
             .map_err(|err| identity::conflict(err, "input"))?;
+        if let Some(last) = changes.last_whatsapp_message_at {
+            let at = last.map(to_storage_precision);
+            windows::written_by_hand(&txn, &mut updated, at, false).await?;
+        }
         self.commit_announcing(txn, &[change(ChangeKind::Updated, id, now)])
             .await?;
         Ok(updated)
@@ -290,4 +310,20 @@ fn apply_phone_changes(
         }
         (None, None) => Ok(()),
     }
+}
+
+/// Marks the contact changed now (a change held in a side table: a window, a preference) and
+/// returns its row.
+pub(super) async fn touched<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Model> {
+    Entity::update_many()
+        .col_expr(Column::UpdatedAt, Expr::val(now))
+        .filter(Column::Id.eq(id))
+        .exec_with_returning(conn)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))
 }

@@ -50,20 +50,20 @@ impl ContactConnection {
     /// The contacts with their cursors.
     async fn edges(&self) -> Vec<ContactEdge> {
         let page = &self.page;
-        let edge = |row: &entity::contact::Model| ContactEdge {
-            cursor: page.cursor_of(row),
-            node: Contact::new(row.clone(), self.now),
-        };
-        page.rows.iter().map(edge).collect()
+        let nodes = Contact::page(&page.rows, self.now);
+        page.rows
+            .iter()
+            .zip(nodes)
+            .map(|(row, node)| ContactEdge {
+                cursor: page.cursor_of(row),
+                node,
+            })
+            .collect()
     }
 
     /// The contacts, without cursors.
     async fn nodes(&self) -> Vec<Contact> {
-        self.page
-            .rows
-            .iter()
-            .map(|row| Contact::new(row.clone(), self.now))
-            .collect()
+        Contact::page(&self.page.rows, self.now)
     }
 
     /// Where this page sits.

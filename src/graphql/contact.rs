@@ -1,26 +1,63 @@
 //! The `Contact` object and the `Node` interface.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Interface, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::contact::Model;
 
 use super::{
+    messaging::{MessagingLoader, MessagingPolicy, WhatsappWindow},
     scalars::{MetadataMap, Timestamp},
     service,
 };
-use crate::contacts::{metadata::Metadata, window};
+use crate::contacts::{
+    metadata::Metadata,
+    policy::{self, MessagingRows},
+    window, windows,
+};
 
 /// A person reachable on WhatsApp.
 pub struct Contact {
     row: Model,
     /// The request's "now", so every field and the SQL filter agree on the window.
     now: DateTime<Utc>,
+    /// Reads the windows and marketing choices once for every contact shown with this one.
+    messaging: Arc<MessagingLoader>,
 }
 
 impl Contact {
     pub fn new(row: Model, now: DateTime<Utc>) -> Self {
-        Self { row, now }
+        let messaging = MessagingLoader::for_contacts(vec![row.id]);
+        Self {
+            row,
+            now,
+            messaging,
+        }
     }
+
+    /// The contacts of one page, sharing one loader.
+    pub fn page(rows: &[Model], now: DateTime<Utc>) -> Vec<Self> {
+        let messaging = MessagingLoader::for_contacts(rows.iter().map(|row| row.id).collect());
+        rows.iter()
+            .map(|row| Self {
+                row: row.clone(),
+                now,
+                messaging: messaging.clone(),
+            })
+            .collect()
+    }
+
+    async fn messaging_rows(&self, ctx: &Context<'_>) -> Result<MessagingRows> {
+        Ok(self.messaging.rows_of(service(ctx)?, self.row.id).await?)
+    }
+}
+
+/// Checks an optional `businessPhoneNumberId` argument.
+fn business_number(raw: Option<String>) -> Result<Option<String>> {
+    Ok(raw
+        .map(|id| windows::parse_business_number(&id, "businessPhoneNumberId"))
+        .transpose()?)
 }
 
 /// An object with a globally unique id.
@@ -53,14 +90,89 @@ impl Contact {
         self.row.last_whatsapp_message_at.map(Timestamp)
     }
 
-    /// True while free-form messages are allowed: within 24 hours of the last inbound message.
-    async fn whatsapp_window_open(&self) -> bool {
-        window::is_open(self.row.last_whatsapp_message_at, self.now)
+    /// True while free-form messages are allowed: within 24 hours of the last inbound message
+    /// or call, on the given business number, or (without one) on any number.
+    async fn whatsapp_window_open(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for any number.")]
+        business_phone_number_id: Option<String>,
+    ) -> Result<bool> {
+        let Some(number) = business_number(business_phone_number_id)? else {
+            return Ok(window::is_open(self.row.last_whatsapp_message_at, self.now));
+        };
+        let rows = self.messaging_rows(ctx).await?;
+        Ok(policy::window_open(&rows.windows, Some(&number), self.now))
     }
 
-    /// `lastWhatsappMessageAt + 24h`; null when the contact never messaged.
-    async fn whatsapp_window_expires_at(&self) -> Option<Timestamp> {
-        window::expires_at(self.row.last_whatsapp_message_at).map(Timestamp)
+    /// When the window closes: 24 hours after the last inbound message or call on the given
+    /// business number, or (without one) on any number; null when there was none.
+    async fn whatsapp_window_expires_at(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for any number.")]
+        business_phone_number_id: Option<String>,
+    ) -> Result<Option<Timestamp>> {
+        let last = match business_number(business_phone_number_id)? {
+            None => self.row.last_whatsapp_message_at,
+            Some(number) => {
+                let rows = self.messaging_rows(ctx).await?;
+                policy::latest_inbound(&rows.windows, Some(&number))
+            }
+        };
+        Ok(window::expires_at(last).map(Timestamp))
+    }
+
+    /// One window per business number that has heard from the contact, newest first.
+    /// `lastWhatsappMessageAt` is the latest of them; `whatsappWindowOpen` is open while any is.
+    async fn whatsapp_windows(&self, ctx: &Context<'_>) -> Result<Vec<WhatsappWindow>> {
+        let rows = self.messaging_rows(ctx).await?;
+        Ok(rows
+            .windows
+            .iter()
+            .map(|row| WhatsappWindow::of(row, self.now))
+            .collect())
+    }
+
+    /// True when the user stopped marketing messages from the given business number. The
+    /// latest choice wins between one made for that number and one made for every number (at
+    /// the same instant, the opt-out wins): a stop for all numbers followed by a resume on one
+    /// number allows that number only; a resume on one number followed by a stop for all
+    /// stops it too. Without a number: the choice made for every number (what a number the
+    /// user never named gets).
+    async fn marketing_opted_out(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for the choice made for all numbers.")]
+        business_phone_number_id: Option<String>,
+    ) -> Result<bool> {
+        let number = business_number(business_phone_number_id)?;
+        let rows = self.messaging_rows(ctx).await?;
+        Ok(policy::opted_out(&rows.preferences, number.as_deref()))
+    }
+
+    /// True when the business blocked the user (`setContactBlocked`): nothing may be sent.
+    async fn blocked(&self) -> bool {
+        self.row.blocked
+    }
+
+    /// What may be sent to the contact now, from the given business number (without one: the
+    /// window on any number, the marketing choice made for all numbers), with every rule that
+    /// said no. The filters `messagingFreeForm` and `marketingAllowed` agree with it.
+    async fn messaging(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for any number.")]
+        business_phone_number_id: Option<String>,
+    ) -> Result<MessagingPolicy> {
+        let number = business_number(business_phone_number_id)?;
+        let rows = self.messaging_rows(ctx).await?;
+        let open = match &number {
+            None => window::is_open(self.row.last_whatsapp_message_at, self.now),
+            Some(number) => policy::window_open(&rows.windows, Some(number), self.now),
+        };
+        let opted_out = policy::opted_out(&rows.preferences, number.as_deref());
+        Ok(policy::decide(open, self.row.blocked, opted_out).into())
     }
 
     /// String → string map, `{}` when empty.

@@ -53,8 +53,8 @@ pub struct RecordWhatsappInboundInput {
     /// `lastWhatsappMessageAt` becomes the later of it and the stored value.
     pub received_at: Option<Timestamp>,
     /// Meta's `phone_number_id` of the business number that was reached (ASCII digits, at
-    /// most 32). Validated and accepted now; not yet stored: windows per business number come
-    /// with the messaging policy.
+    /// most 32): the event opens or refreshes the window of that number
+    /// (`Contact.whatsappWindows`); without one, the window of events that named none.
     pub business_phone_number_id: Option<String>,
 }
 

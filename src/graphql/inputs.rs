@@ -12,7 +12,9 @@ use crate::contacts::{
 /// Which contacts to return; every given condition must hold.
 #[derive(InputObject, Default)]
 pub struct ContactFilter {
-    /// Only contacts whose window is open (true) or closed or never opened (false).
+    /// Only contacts whose window is open (true) or closed or never opened (false), on
+    /// `businessPhoneNumberId` when given, else on any number: as `Contact.whatsappWindowOpen`
+    /// answers at the same instant.
     pub whatsapp_window_open: Option<bool>,
     /// Any of these country codes (the rule of `CreateContactInput.countryCode`).
     pub country_code: Option<Vec<String>>,
@@ -34,6 +36,16 @@ pub struct ContactFilter {
     pub whatsapp_user_id: Option<String>,
     /// Contacts with a phone number (true), or known by `whatsappUserId` alone (false).
     pub has_phone_number: Option<bool>,
+    /// Only contacts this business number (Meta's `phone_number_id`) has heard from; also
+    /// the number `whatsappWindowOpen`, `messagingFreeForm` and `marketingAllowed` are
+    /// evaluated for. `lastWhatsappMessageAfter`/`Before` stay about any number.
+    pub business_phone_number_id: Option<String>,
+    /// As `Contact.messaging(businessPhoneNumberId).freeForm` answers at the same instant:
+    /// an open window and no block.
+    pub messaging_free_form: Option<bool>,
+    /// As `Contact.messaging(businessPhoneNumberId).marketingTemplate` answers: no block
+    /// and no marketing opt-out.
+    pub marketing_allowed: Option<bool>,
 }
 
 impl From<ContactFilter> for FilterInput {
@@ -49,6 +61,9 @@ impl From<ContactFilter> for FilterInput {
             last_whatsapp_message_before: f.last_whatsapp_message_before.map(|t| t.0),
             whatsapp_user_id: f.whatsapp_user_id,
             has_phone_number: f.has_phone_number,
+            business_phone_number_id: f.business_phone_number_id,
+            messaging_free_form: f.messaging_free_form,
+            marketing_allowed: f.marketing_allowed,
         }
     }
 }
@@ -155,7 +170,9 @@ pub struct UpdateContactInput {
     pub country_code: MaybeUndefined<String>,
     /// Replaces the whole map; null empties it. See `patchContactMetadata` to merge.
     pub metadata: MaybeUndefined<MetadataMap>,
-    /// Sets the last inbound message time; null clears it.
+    /// Sets the window of inbound events that named no business number to this time; null
+    /// removes that window. `lastWhatsappMessageAt` is then the latest over all windows, so
+    /// windows recorded for business numbers keep theirs.
     pub last_whatsapp_message_at: MaybeUndefined<Timestamp>,
 }
 

@@ -7,6 +7,7 @@ pub mod documents;
 mod inbound;
 mod inputs;
 pub mod limits;
+mod messaging;
 mod mutation;
 pub mod operation;
 pub mod outcome;

@@ -10,7 +10,9 @@ use super::{
     scalars::{MetadataMap, Timestamp},
     service,
 };
-use crate::contacts::{import::ImportReport, input::ContactInput};
+use crate::contacts::{
+    import::ImportReport, input::ContactInput, preferences::MarketingPreferenceInput,
+};
 
 pub struct MutationRoot;
 
@@ -212,6 +214,50 @@ impl MutationRoot {
                 phone_number.as_deref(),
                 at.map(|t| t.0),
             )
+            .await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records that the user stopped (`optedOut: true`) or resumed marketing messages, as
+    /// Meta's `user_preferences` webhook says, for one business number or (without one) for
+    /// all. The contact is found as `recordWhatsappInbound` finds it (BSUID, then phone
+    /// number), created if needed; no window opens. The latest choice by `at` wins per
+    /// number (an older one delivered late changes nothing); see `Contact.marketingOptedOut`
+    /// for how a choice for all numbers and one for a number combine.
+    async fn record_marketing_preference(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's number (E.164 or international format).")]
+        phone_number: Option<String>,
+        #[graphql(desc = "The user's BSUID.")] whatsapp_user_id: Option<String>,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for a choice about every number.")]
+        business_phone_number_id: Option<String>,
+        #[graphql(desc = "True: stop marketing messages; false: resume them.")] opted_out: bool,
+        #[graphql(desc = "When the user chose; at most 5 minutes ahead.")] at: Timestamp,
+    ) -> Result<ContactPayload> {
+        let input = MarketingPreferenceInput {
+            phone_number,
+            whatsapp_user_id,
+            business_phone_number_id,
+            opted_out,
+            at: at.0,
+        };
+        let row = service(ctx)?.record_marketing_preference(input).await?;
+        Ok(payload(ctx, row))
+    }
+
+    /// Records that the business blocked (or unblocked) the user: nothing may be sent to a
+    /// blocked contact (`Contact.messaging`). As Meta's block API, blocking needs an open
+    /// window: `FAILED_PRECONDITION` when the user has not written or called in the last 24
+    /// hours. Unblocking is always allowed; setting the current state changes nothing.
+    async fn set_contact_blocked(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact.")] id: ID,
+        #[graphql(desc = "True to block, false to unblock.")] blocked: bool,
+    ) -> Result<ContactPayload> {
+        let row = service(ctx)?
+            .set_blocked(parse_id(&id, "id")?, blocked)
             .await?;
         Ok(payload(ctx, row))
     }

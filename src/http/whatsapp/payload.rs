@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, de::IgnoredAny};
 use super::labels::{self, Field};
 use crate::contacts::{
     inbound::{InboundInput, InboundKind},
+    preferences::MarketingPreferenceInput,
     webhook::{DeliveredEvent, WebhookEvent},
 };
 
@@ -139,9 +140,21 @@ struct UserIdUpdateValue {
 }
 
 #[derive(Deserialize)]
+struct UserPreference {
+    wa_id: Option<String>,
+    user_id: Option<String>,
+    category: Option<String>,
+    value: Option<String>,
+    #[serde(default, deserialize_with = "unix_time")]
+    timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
 struct UserPreferencesValue {
     #[serde(default)]
-    user_preferences: Vec<IgnoredAny>,
+    metadata: Metadata,
+    #[serde(default)]
+    user_preferences: Vec<UserPreference>,
 }
 
 /// The events of a delivery, or why it is not Meta's shape (answered 400).
@@ -173,15 +186,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
                 serde_json::from_value(change.value).map_err(shape)?,
                 &mut items,
             ),
-            Field::UserPreferences => {
-                let value: UserPreferencesValue =
-                    serde_json::from_value(change.value).map_err(shape)?;
-                // Not recorded yet: the marketing preference domain method is not in this
-                // build. Counted as unknown so `/metrics` shows what is being dropped.
-                for _ in value.user_preferences {
-                    items.push(unknown(field, "marketing_messages"));
-                }
-            }
+            Field::UserPreferences => preferences(
+                serde_json::from_value(change.value).map_err(shape)?,
+                &mut items,
+            ),
             Field::Other => {
                 tracing::info!(field = %change.field, "WhatsApp webhook field not handled");
                 items.push(unknown(field, "other"));
@@ -323,6 +331,39 @@ fn user_id_updates(value: UserIdUpdateValue, items: &mut Vec<Item>) {
             event: Some(DeliveredEvent {
                 meta_id: None,
                 effects: vec![change],
+            }),
+            unknown: false,
+        });
+    }
+}
+
+/// Marketing `stop`/`resume`, for the business number the webhook names. Other categories
+/// or values, or one without a time, are not known here: counted, not recorded.
+fn preferences(value: UserPreferencesValue, items: &mut Vec<Item>) {
+    for preference in value.user_preferences {
+        let marketing = preference.category.as_deref() == Some("marketing_messages");
+        let opted_out = match preference.value.as_deref() {
+            Some("stop") => Some(true),
+            Some("resume") => Some(false),
+            _ => None,
+        };
+        let (Some(opted_out), Some(at), true) = (opted_out, preference.timestamp, marketing) else {
+            items.push(unknown(Field::UserPreferences, "other"));
+            continue;
+        };
+        let input = MarketingPreferenceInput {
+            phone_number: preference.wa_id.as_deref().map(e164),
+            whatsapp_user_id: preference.user_id,
+            business_phone_number_id: value.metadata.phone_number_id.clone(),
+            opted_out,
+            at,
+        };
+        items.push(Item {
+            field: Field::UserPreferences,
+            kind: if opted_out { "stop" } else { "resume" },
+            event: Some(DeliveredEvent {
+                meta_id: None,
+                effects: vec![WebhookEvent::MarketingPreference(input)],
             }),
             unknown: false,
         });

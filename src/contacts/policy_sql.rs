@@ -1,0 +1,113 @@
+//! The messaging rules of `policy` as SQL conditions on `contacts`, for the filters and
+//! counts: the same rules, evaluated at the same instant, so a filter agrees with the field.
+//! Each probes the side tables by primary key, or starts from an index of its own.
+
+use chrono::{DateTime, Utc};
+use entity::contact::Column;
+use sea_orm::{Condition, DbBackend, ExprTrait, sea_query::Expr};
+
+use super::{sql, window, windows};
+
+/// A rule as SQL: when it holds, and when it fails. Both are spelled out because a NULL
+/// makes `NOT (x > bound)` unknown, not true.
+pub struct Rule {
+    holds: Condition,
+    fails: Condition,
+}
+
+impl Rule {
+    fn new(holds: Condition, fails: Condition) -> Self {
+        Self { holds, fails }
+    }
+
+    /// Both rules hold.
+    pub fn and(self, other: Rule) -> Rule {
+        Rule::new(
+            Condition::all().add(self.holds).add(other.holds),
+            Condition::any().add(self.fails).add(other.fails),
+        )
+    }
+
+    /// The rule that holds where this one fails.
+    pub fn negated(self) -> Rule {
+        Rule::new(self.fails, self.holds)
+    }
+
+    /// The condition for the rule holding (`true`) or failing (`false`).
+    pub fn is(self, wanted: bool) -> Condition {
+        if wanted { self.holds } else { self.fails }
+    }
+}
+
+/// The business number heard from the contact (a window exists).
+pub fn heard_on(backend: DbBackend, number: &str) -> Condition {
+    Condition::all().add(sql::custom(
+        backend,
+        "EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
+         WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ?)",
+        [number.to_owned()],
+    ))
+}
+
+/// The window is open at `now`, on `number` or (`None`) on any number.
+pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>) -> Rule {
+    let bound = window::opened_after(now);
+    // Open on any number: the contact-level time, on its index.
+    let last = || Expr::col(Column::LastWhatsappMessageAt);
+    let Some(number) = number else {
+        return Rule::new(
+            Condition::all().add(last().gt(bound)),
+            Condition::any()
+                .add(last().is_null())
+                .add(last().lte(bound)),
+        );
+    };
+    let open_on_number = || {
+        sql::custom(
+            backend,
+            "EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
+             WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ? \
+             AND w.last_inbound_at > ?)",
+            [
+                sea_orm::Value::from(number.to_owned()),
+                sea_orm::Value::from(bound),
+            ],
+        )
+    };
+    // Open on one number implies open on any, which lets the planner walk the contact-level
+    // index and probe each candidate's window by primary key.
+    Rule::new(
+        Condition::all().add(last().gt(bound)).add(open_on_number()),
+        Condition::all().add(open_on_number().not()),
+    )
+}
+
+/// The business has not blocked the contact.
+pub fn not_blocked() -> Rule {
+    Rule::new(
+        Condition::all().add(Expr::col(Column::Blocked).eq(false)),
+        Condition::all().add(Expr::col(Column::Blocked).eq(true)),
+    )
+}
+
+/// The contact opted out of marketing from `number` (`None`: by a choice for every number):
+/// an opt-out for the number or for all with no later resume for either; at the same instant
+/// the opt-out wins (`policy::opted_out`). Opt-outs are few and indexed.
+pub fn opted_out(backend: DbBackend, number: Option<&str>) -> Rule {
+    let number = windows::key(number).to_owned();
+    let exists = || {
+        sql::custom(
+            backend,
+            "EXISTS (SELECT 1 FROM contact_marketing_preferences p \
+             WHERE p.contact_id = contacts.id AND p.business_phone_number_id IN ('', ?) \
+             AND p.opted_out AND NOT EXISTS (SELECT 1 FROM contact_marketing_preferences q \
+             WHERE q.contact_id = contacts.id AND q.business_phone_number_id IN ('', ?) \
+             AND NOT q.opted_out AND q.recorded_at > p.recorded_at))",
+            [number.clone(), number.clone()],
+        )
+    };
+    Rule::new(
+        Condition::all().add(exists()),
+        Condition::all().add(exists().not()),
+    )
+}

@@ -1,0 +1,192 @@
+//! Marketing opt-out (Meta's `user_preferences` webhook): the user stops or resumes marketing
+//! messages from one business number or from all. The last choice by time wins per scope; the
+//! rule between a number and all numbers is in `policy::opted_out`.
+
+use chrono::{DateTime, Utc};
+use entity::{
+    contact::Model,
+    marketing_preference::{self as preference, Column, Entity},
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::{
+    bsuid, identity,
+    inbound::InboundEvent,
+    input,
+    phone::{self, PhoneFields},
+    service::{ContactService, change},
+    sql, windows,
+    writes::touched,
+};
+use crate::{
+    error::{AppError, AppResult},
+    events::{ChangeKind, ContactChange},
+};
+
+/// Attempts when concurrent writers of the same person collide (as inbound events).
+const ATTEMPTS: usize = 8;
+
+/// `recordMarketingPreference` as sent.
+#[derive(Debug, Clone)]
+pub struct MarketingPreferenceInput {
+    pub phone_number: Option<String>,
+    pub whatsapp_user_id: Option<String>,
+    /// `None`: the choice covers every business number.
+    pub business_phone_number_id: Option<String>,
+    pub opted_out: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// A validated choice.
+struct Choice {
+    event: InboundEvent,
+    number: String,
+    opted_out: bool,
+    at: DateTime<Utc>,
+}
+
+impl Choice {
+    fn parse(input: &MarketingPreferenceInput, now: DateTime<Utc>) -> AppResult<Self> {
+        let fields = PhoneFields {
+            phone_number: "phoneNumber",
+            country_code: "countryCode",
+        };
+        let phone = input
+            .phone_number
+            .as_deref()
+            .map(|raw| phone::parse_phone(raw, None, fields))
+            .transpose()?;
+        let user_id = input
+            .whatsapp_user_id
+            .as_deref()
+            .map(|raw| bsuid::parse_bsuid(raw, "whatsappUserId"))
+            .transpose()?;
+        if phone.is_none() && user_id.is_none() {
+            return Err(AppError::validation(
+                "phoneNumber",
+                "a marketing preference needs a phoneNumber, a whatsappUserId or both",
+            ));
+        }
+        let number = input
+            .business_phone_number_id
+            .as_deref()
+            .map(|raw| windows::parse_business_number(raw, "businessPhoneNumberId"))
+            .transpose()?
+            .unwrap_or_default();
+        let at = input::message_time(input.at, now, "at")?;
+        Ok(Self {
+            event: InboundEvent::identifying(phone, user_id, at),
+            number,
+            opted_out: input.opted_out,
+            at,
+        })
+    }
+}
+
+impl ContactService {
+    /// Records that the user stopped or resumed marketing messages, finding the contact as an
+    /// inbound event would (created if needed), in one transaction.
+    pub async fn record_marketing_preference(
+        &self,
+        input: MarketingPreferenceInput,
+    ) -> AppResult<Model> {
+        let now = self.now();
+        let mut attempt = 1;
+        loop {
+            let txn = self.begin_write().await?;
+            let mut changes = Vec::new();
+            let result = self
+                .record_marketing_preference_in(&txn, &input, now, &mut changes)
+                .await;
+            let result = match result {
+                Ok(row) => self.commit_announcing(txn, &changes).await.map(|()| row),
+                Err(err) => Err(err),
+            };
+            match result {
+                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    /// [`Self::record_marketing_preference`] inside the caller's transaction; the changes to
+    /// announce are pushed onto `changes`.
+    pub(crate) async fn record_marketing_preference_in(
+        &self,
+        txn: &DatabaseTransaction,
+        input: &MarketingPreferenceInput,
+        now: DateTime<Utc>,
+        changes: &mut Vec<ContactChange>,
+    ) -> AppResult<Model> {
+        let choice = Choice::parse(input, now)?;
+        let announced = changes.len();
+        let row = self.apply_inbound(txn, &choice.event, now, changes).await?;
+        let stored = record(txn, row.id, &choice.number, choice.opted_out, choice.at).await?;
+        if stored && changes.len() == announced {
+            let row = touched(txn, row.id, now).await?;
+            changes.push(change(ChangeKind::Updated, row.id, now));
+            return Ok(row);
+        }
+        Ok(row)
+    }
+}
+
+/// Stores the choice unless a later one (or an opt-out at the same instant) is stored for the
+/// same scope; true when stored.
+async fn record<C: ConnectionTrait>(
+    conn: &C,
+    contact_id: Uuid,
+    number: &str,
+    opted_out: bool,
+    at: DateTime<Utc>,
+) -> AppResult<bool> {
+    let statement = sql::statement(
+        conn.get_database_backend(),
+        "INSERT INTO contact_marketing_preferences \
+         (contact_id, business_phone_number_id, opted_out, recorded_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
+         SET opted_out = excluded.opted_out, recorded_at = excluded.recorded_at \
+         WHERE contact_marketing_preferences.recorded_at < excluded.recorded_at \
+         OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
+             AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)",
+        vec![
+            contact_id.into(),
+            number.into(),
+            opted_out.into(),
+            at.into(),
+        ],
+    );
+    Ok(conn.execute_raw(statement).await?.rows_affected() > 0)
+}
+
+/// Moves `absorbed`'s choices to `survivor`, keeping the later per scope. Before the absorbed
+/// row is deleted.
+pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid) -> AppResult<()> {
+    let statement = sql::statement(
+        conn.get_database_backend(),
+        "INSERT INTO contact_marketing_preferences \
+         (contact_id, business_phone_number_id, opted_out, recorded_at) \
+         SELECT ?, business_phone_number_id, opted_out, recorded_at \
+         FROM contact_marketing_preferences WHERE contact_id = ? \
+         ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
+         SET opted_out = excluded.opted_out, recorded_at = excluded.recorded_at \
+         WHERE contact_marketing_preferences.recorded_at < excluded.recorded_at \
+         OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
+             AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)",
+        vec![survivor.into(), absorbed.into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
+}
+
+/// The choices of `contact_ids`.
+pub async fn of_contacts<C: ConnectionTrait>(
+    conn: &C,
+    contact_ids: &[Uuid],
+) -> AppResult<Vec<preference::Model>> {
+    Ok(Entity::find()
+        .filter(Column::ContactId.is_in(contact_ids.iter().copied()))
+        .all(conn)
+        .await?)
+}
