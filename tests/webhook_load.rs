@@ -159,7 +159,10 @@ async fn deliveries_from_concurrent_senders_record_every_message_once() {
     let users = USERS.min(messages);
     assert_eq!(rows.len(), users);
     for user in 0..users {
-        let last = (user..messages).step_by(USERS).last().expect("a message");
+        let last = (user..messages)
+            .step_by(USERS)
+            .next_back()
+            .expect("a message");
         let when = base() + TimeDelta::seconds(last as i64);
         let expected = (
             format!("+{}", phone(user)),

@@ -5,6 +5,7 @@
 //! API key or JWT is asked for, and without an app secret the route is not mounted.
 
 mod labels;
+mod meta;
 pub mod payload;
 pub mod signature;
 

@@ -5,6 +5,7 @@
 
 pub mod logs;
 pub mod process;
+pub mod webhook;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -1,12 +1,13 @@
-//! Meta's webhook payload (`object: whatsapp_business_account`, `entry[].changes[]`), read
-//! from Meta's documented examples (messages, calls, user_preferences, user_id_update and
-//! BSUID pages; see tests/fixtures/meta). Only the fields used are typed; every other field
-//! is ignored, so Meta adding one never fails a delivery. Turned into the domain's events.
+//! Meta's webhook payload (`object: whatsapp_business_account`, `entry[].changes[]`) turned
+//! into the domain's events, each with its metric labels.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, de::IgnoredAny};
-
-use super::labels::{self, Field};
+use super::{
+    labels::{self, Field},
+    meta::{
+        CallsValue, Contact, Message, MessagesValue, Notification, UserIdUpdateValue,
+        UserPreferencesValue,
+    },
+};
 use crate::contacts::{
     inbound::{InboundInput, InboundKind},
     preferences::MarketingPreferenceInput,
@@ -23,138 +24,6 @@ pub struct Item {
     /// A field, type or value this server does not know (counted as `unknown`); else
     /// nothing to record means deliberately ignored (statuses, business-initiated calls).
     pub unknown: bool,
-}
-
-#[derive(Deserialize)]
-struct Notification {
-    object: String,
-    entry: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    #[serde(default)]
-    changes: Vec<Change>,
-}
-
-#[derive(Deserialize)]
-struct Change {
-    field: String,
-    #[serde(default)]
-    value: serde_json::Value,
-}
-
-#[derive(Deserialize, Default)]
-struct Metadata {
-    display_phone_number: Option<String>,
-    phone_number_id: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Profile {
-    name: Option<String>,
-    username: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Contact {
-    #[serde(default)]
-    profile: Profile,
-    wa_id: Option<String>,
-    user_id: Option<String>,
-    parent_user_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    from: Option<String>,
-    from_user_id: Option<String>,
-    from_parent_user_id: Option<String>,
-    id: Option<String>,
-    #[serde(default, deserialize_with = "unix_time")]
-    timestamp: Option<DateTime<Utc>>,
-    #[serde(rename = "type")]
-    kind: String,
-    system: Option<System>,
-}
-
-#[derive(Deserialize)]
-struct System {
-    body: Option<String>,
-    wa_id: Option<String>,
-    user_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MessagesValue {
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    contacts: Vec<Contact>,
-    #[serde(default)]
-    messages: Vec<Message>,
-    #[serde(default)]
-    statuses: Vec<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct Call {
-    id: Option<String>,
-    from: Option<String>,
-    from_user_id: Option<String>,
-    from_parent_user_id: Option<String>,
-    event: Option<String>,
-    direction: Option<String>,
-    #[serde(default, deserialize_with = "unix_time")]
-    timestamp: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-struct CallsValue {
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    contacts: Vec<Contact>,
-    #[serde(default)]
-    calls: Vec<Call>,
-}
-
-#[derive(Deserialize)]
-struct PreviousCurrent {
-    previous: String,
-    current: String,
-}
-
-#[derive(Deserialize)]
-struct UserIdUpdate {
-    wa_id: Option<String>,
-    user_id: PreviousCurrent,
-    #[serde(default, deserialize_with = "unix_time")]
-    timestamp: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-struct UserIdUpdateValue {
-    #[serde(default)]
-    user_id_update: Vec<UserIdUpdate>,
-}
-
-#[derive(Deserialize)]
-struct UserPreference {
-    wa_id: Option<String>,
-    user_id: Option<String>,
-    category: Option<String>,
-    value: Option<String>,
-    #[serde(default, deserialize_with = "unix_time")]
-    timestamp: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-struct UserPreferencesValue {
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    user_preferences: Vec<UserPreference>,
 }
 
 /// The events of a delivery, or why it is not Meta's shape (answered 400).
@@ -398,27 +267,4 @@ fn e164(digits: &str) -> String {
     } else {
         format!("+{digits}")
     }
-}
-
-/// Meta's `timestamp`: Unix seconds, as a string (documented) or a number (seen).
-fn unix_time<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Number(i64),
-    }
-    let seconds = match Option::<Raw>::deserialize(deserializer)? {
-        None => return Ok(None),
-        Some(Raw::Number(n)) => n,
-        Some(Raw::Text(text)) => text
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| serde::de::Error::custom("timestamp must be Unix seconds"))?,
-    };
-    DateTime::from_timestamp(seconds, 0)
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom("timestamp out of range"))
 }
