@@ -157,6 +157,16 @@ async fn marketing_stop_then_resume_is_recorded_per_business_number() {
 }
 
 #[tokio::test]
+async fn user_preference_changed_system_message_records_the_choice() {
+    let app = app().await;
+    let system = r#""type": "system", "system": {"body": "User stopped marketing messages",
+        "type": "user_preference_changed", "marketing": "stop"}"#;
+    let body = fixture("text_message.json").replace(r#""type": "text","#, &format!("{system},"));
+    assert_eq!(deliver(&app, &body).await, 200, "{body}");
+    assert_eq!(opted_out(&app, SHEENA).await, (json!(true), json!(false)));
+}
+
+#[tokio::test]
 async fn status_update_records_nothing() {
     let app = app().await;
     assert_eq!(deliver(&app, &fixture("status_delivered.json")).await, 200);
@@ -205,6 +215,24 @@ async fn user_id_update_moves_the_contact_to_its_new_bsuid() {
     assert_eq!(after["previousWhatsappUserIds"], json!([SHEENA_BSUID]));
     // A late message carrying the old BSUID still finds the same person.
     assert_eq!(by_user_id(&app, SHEENA_BSUID).await["id"], before["id"]);
+    assert_eq!(contact_count(&app).await, 1);
+}
+
+#[tokio::test]
+async fn system_message_of_a_new_bsuid_moves_the_contact() {
+    let app = app().await;
+    let with_bsuid = fixture("text_message.json").replace(
+        "\"from\": \"16505551234\",",
+        &format!("\"from\": \"16505551234\", \"from_user_id\": \"{SHEENA_BSUID}\","),
+    );
+    assert_eq!(deliver(&app, &with_bsuid).await, 200);
+    let before = by_phone(&app, SHEENA).await;
+    let system = fixture("system_user_changed_user_id.json");
+    assert_eq!(deliver(&app, &system).await, 200);
+    let after = by_user_id(&app, "US.30571948260317465182").await;
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["phoneNumber"], "+16505559876");
+    assert_eq!(after["previousWhatsappUserIds"], json!([SHEENA_BSUID]));
     assert_eq!(contact_count(&app).await, 1);
 }
 

@@ -64,6 +64,10 @@ pub(super) struct System {
     pub(super) body: Option<String>,
     pub(super) wa_id: Option<String>,
     pub(super) user_id: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    /// `stop`/`resume` of a `user_preference_changed` system message.
+    pub(super) marketing: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -78,34 +78,14 @@ fn unknown(field: Field, kind: &'static str) -> Item {
 }
 
 fn messages(value: MessagesValue, items: &mut Vec<Item>) {
-    let business = value.metadata.phone_number_id.clone();
+    let business = value.metadata.phone_number_id.as_deref();
     for message in &value.messages {
-        let sender = sender_of(
-            &value.contacts,
-            message.from.as_deref(),
-            message.from_user_id.as_deref(),
-        );
-        let mut effects = Vec::new();
-        if let Some(change) = identity_change(message) {
-            effects.push(change);
-        }
-        effects.push(WebhookEvent::Inbound(InboundInput {
-            phone_number: message.from.as_deref().map(e164),
-            whatsapp_user_id: message.from_user_id.clone().or(user_id_of(sender)),
-            parent_whatsapp_user_id: message.from_parent_user_id.clone().or(parent_of(sender)),
-            username: sender.and_then(|c| c.profile.username.clone()),
-            profile_name: sender.and_then(|c| c.profile.name.clone()),
-            kind: InboundKind::Message,
-            received_at: message.timestamp,
-            business_phone_number_id: business.clone(),
-            ..InboundInput::default()
-        }));
         items.push(Item {
             field: Field::Messages,
             kind: labels::message_type(&message.kind),
             event: Some(DeliveredEvent {
                 meta_id: message.id.clone(),
-                effects,
+                effects: message_effects(message, &value.contacts, business),
             }),
             unknown: false,
         });
@@ -118,6 +98,46 @@ fn messages(value: MessagesValue, items: &mut Vec<Item>) {
             unknown: false,
         });
     }
+}
+
+/// What a message means: an inbound event of its sender, after the identity change or the
+/// marketing choice a `system` message announces.
+fn message_effects(
+    message: &Message,
+    contacts: &[Contact],
+    business: Option<&str>,
+) -> Vec<WebhookEvent> {
+    let sender = sender_of(
+        contacts,
+        message.from.as_deref(),
+        message.from_user_id.as_deref(),
+    );
+    let change = identity_change(message);
+    // After a change of number, `from` is the number the user left: the user is named by
+    // the identities the change gave them.
+    let (phone, user_id) = match &change {
+        Some(WebhookEvent::UserIdChange {
+            next, phone_number, ..
+        }) => (phone_number.clone(), Some(next.clone())),
+        _ => (
+            message.from.as_deref().map(e164),
+            message.from_user_id.clone().or(user_id_of(sender)),
+        ),
+    };
+    let mut effects: Vec<WebhookEvent> = change.into_iter().collect();
+    effects.extend(preference_change(message, business));
+    effects.push(WebhookEvent::Inbound(InboundInput {
+        phone_number: phone,
+        whatsapp_user_id: user_id,
+        parent_whatsapp_user_id: message.from_parent_user_id.clone().or(parent_of(sender)),
+        username: sender.and_then(|c| c.profile.username.clone()),
+        profile_name: sender.and_then(|c| c.profile.name.clone()),
+        kind: InboundKind::Message,
+        received_at: message.timestamp,
+        business_phone_number_id: business.map(str::to_owned),
+        ..InboundInput::default()
+    }));
+    effects
 }
 
 /// A `system` message announcing a new BSUID: the previous one is in `from_user_id` when
@@ -142,6 +162,30 @@ fn identity_change(message: &Message) -> Option<WebhookEvent> {
         phone_number: system.wa_id.as_deref().map(e164),
         at: message.timestamp?,
     })
+}
+
+/// A `system` message of type `user_preference_changed`: the user stopped or resumed
+/// marketing messages (`system.marketing`, as integrations in the wild read it; Meta's
+/// `user_preferences` field says the same and is the one to subscribe to).
+fn preference_change(message: &Message, business: Option<&str>) -> Option<WebhookEvent> {
+    let system = message.system.as_ref()?;
+    if system.kind.as_deref() != Some("user_preference_changed") {
+        return None;
+    }
+    let opted_out = match system.marketing.as_deref()? {
+        "stop" => true,
+        "resume" => false,
+        _ => return None,
+    };
+    Some(WebhookEvent::MarketingPreference(
+        MarketingPreferenceInput {
+            phone_number: message.from.as_deref().map(e164),
+            whatsapp_user_id: message.from_user_id.clone(),
+            business_phone_number_id: business.map(str::to_owned),
+            opted_out,
+            at: message.timestamp?,
+        },
+    ))
 }
 
 fn calls(value: CallsValue, items: &mut Vec<Item>) {
