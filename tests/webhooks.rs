@@ -167,6 +167,28 @@ async fn user_preference_changed_system_message_records_the_choice() {
 }
 
 #[tokio::test]
+async fn invalid_event_is_skipped_and_the_rest_of_the_delivery_recorded() {
+    let app = app().await;
+    // Two messages in one delivery: one from a number that cannot exist, then Sheena's.
+    let mut delivery: Value = serde_json::from_str(&fixture("text_message.json")).expect("json");
+    let messages = &mut delivery["entry"][0]["changes"][0]["value"]["messages"];
+    let mut bad = messages[0].clone();
+    bad["from"] = json!("1");
+    bad["id"] = json!("wamid.invalid");
+    messages.as_array_mut().expect("messages").insert(0, bad);
+    assert_eq!(deliver(&app, &delivery.to_string()).await, 200);
+    assert_eq!(contact_count(&app).await, 1);
+    assert_eq!(
+        by_phone(&app, SHEENA).await["whatsappProfileName"],
+        "Sheena Nelson"
+    );
+    let text = metrics(&app).await;
+    let invalid =
+        r#"whatsapp_webhook_events_total{field="messages",kind="text",outcome="invalid"}"#;
+    assert_eq!(metric(&text, invalid), 1, "{text}");
+}
+
+#[tokio::test]
 async fn status_update_records_nothing() {
     let app = app().await;
     assert_eq!(deliver(&app, &fixture("status_delivered.json")).await, 200);
