@@ -156,6 +156,7 @@ impl From<CreateContactInput> for ContactInput {
             parent_whatsapp_user_id: i.parent_whatsapp_user_id,
             whatsapp_username: i.whatsapp_username,
             whatsapp_profile_name: i.whatsapp_profile_name,
+            messaging: Default::default(),
         }
     }
 }
