@@ -629,3 +629,108 @@ async fn seed_demo_adds_username_only_contacts_from_messages_and_calls() {
         assert!(contact["lastWhatsappMessageAt"].is_string(), "{contact}");
     }
 }
+
+/// Windows per business number, marketing choices and blocks import, export and import back
+/// unchanged in both formats; the contact-level time is the latest window; a second import of
+/// the same file changes nothing.
+#[tokio::test]
+async fn messaging_state_round_trips_in_csv_and_jsonl() {
+    let (dir, source) = database().await;
+    let windows = json!([
+        { "businessPhoneNumberId": "111", "lastInboundAt": "2026-11-24T10:00:00Z" },
+        { "businessPhoneNumberId": "222", "lastInboundAt": "2026-11-24T11:00:00Z" },
+        { "businessPhoneNumberId": null, "lastInboundAt": "2026-11-23T09:00:00Z" }
+    ]);
+    let choices = json!([
+        { "businessPhoneNumberId": null, "optedOut": true, "at": "2026-11-20T00:00:00Z" },
+        { "businessPhoneNumberId": "111", "optedOut": false, "at": "2026-11-21T00:00:00Z" }
+    ]);
+    let mut file = csv::Writer::from_writer(Vec::new());
+    let rows = [
+        [
+            "phoneNumber",
+            "whatsappUserId",
+            "blocked",
+            "whatsappWindows",
+            "marketingPreferences",
+        ],
+        [
+            "+56912345678",
+            "",
+            "true",
+            &windows.to_string(),
+            &choices.to_string(),
+        ],
+        [
+            "+56912345679",
+            "",
+            "false",
+            r#"[{"businessPhoneNumberId":"222","lastInboundAt":"2026-11-22T08:00:00Z"}]"#,
+            "[]",
+        ],
+        [
+            "",
+            "US.77",
+            "",
+            r#"[{"businessPhoneNumberId":"333","lastInboundAt":"2026-11-22T07:00:00Z"}]"#,
+            r#"[{"businessPhoneNumberId":"333","optedOut":true,"at":"2026-11-22T07:30:00Z"}]"#,
+        ],
+    ];
+    for row in rows {
+        file.write_record(row).expect("row");
+    }
+    let text = String::from_utf8(file.into_inner().expect("csv")).expect("utf-8");
+    let path = write(&dir, "messaging.csv", &text);
+    assert!(ok(&source, &["import", &path]).contains("created 3"));
+    let original = contacts(&source);
+    let ana = original
+        .iter()
+        .find(|c| c["phoneNumber"] == "+56912345678")
+        .expect("Ana");
+    assert_eq!(ana["blocked"], true);
+    assert_eq!(ana["lastWhatsappMessageAt"], "2026-11-24T11:00:00.000000Z");
+    assert_eq!(
+        ana["whatsappWindows"],
+        json!([
+            { "businessPhoneNumberId": "222", "lastInboundAt": "2026-11-24T11:00:00.000000Z" },
+            { "businessPhoneNumberId": "111", "lastInboundAt": "2026-11-24T10:00:00.000000Z" },
+            { "businessPhoneNumberId": null, "lastInboundAt": "2026-11-23T09:00:00.000000Z" }
+        ])
+    );
+    assert_eq!(
+        ana["marketingPreferences"],
+        json!([
+            { "businessPhoneNumberId": null, "optedOut": true, "at": "2026-11-20T00:00:00.000000Z" },
+            { "businessPhoneNumberId": "111", "optedOut": false, "at": "2026-11-21T00:00:00.000000Z" }
+        ])
+    );
+    let bsuid_only = original
+        .iter()
+        .find(|c| c["whatsappUserId"] == "US.77")
+        .expect("the BSUID-only contact");
+    assert_eq!(bsuid_only["blocked"], false);
+    assert_eq!(
+        bsuid_only["lastWhatsappMessageAt"],
+        "2026-11-22T07:00:00.000000Z"
+    );
+    for format in ["csv", "jsonl"] {
+        let file = dir.path().join(format!("messaging-export.{format}"));
+        let file = file.display().to_string();
+        ok(&source, &["export", "--output", &file]);
+        let (_target_dir, target) = database().await;
+        assert!(ok(&target, &["import", &file]).contains("created 3"));
+        assert_eq!(contacts(&target), original, "{format} round trip");
+    }
+    // The phone-number rows are matched and found equal: nothing written.
+    let phone_rows: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    let again = write(&dir, "again.csv", &phone_rows);
+    let second = ok(&source, &["import", &again]);
+    assert!(second.contains("updated 0, unchanged 2"), "{second}");
+    // A changed choice is an update.
+    let changed = write(
+        &dir,
+        "changed.csv",
+        "phoneNumber,marketingPreferences\n+56912345679,\"[{\"\"businessPhoneNumberId\"\":null,\"\"optedOut\"\":true,\"\"at\"\":\"\"2026-11-23T00:00:00Z\"\"}]\"\n",
+    );
+    assert!(ok(&source, &["import", &changed]).contains("updated 1"));
+}

@@ -13,6 +13,9 @@ use uuid::Uuid;
 /// Migrations of the release before WhatsApp identity.
 const PREVIOUS_RELEASE: u32 = 2;
 
+/// Migrations up to and including WhatsApp identity.
+const IDENTITY_RELEASE: usize = 3;
+
 const LIST: &str = "{ contacts(first: 10, orderBy: { field: PHONE_NUMBER, direction: ASC }) {
     nodes { id phoneNumber countryCode lastWhatsappMessageAt metadata createdAt } } }";
 
@@ -87,6 +90,28 @@ async fn exec(app: &TestApp, sql: &str) -> Result<(), sea_orm::DbErr> {
     let result = db.execute_unprepared(sql).await.map(|_| ());
     db.close().await.expect("close");
     result
+}
+
+/// The messaging-policy migration gives a contact that messaged before it one window, with no
+/// business number, at its last message.
+#[tokio::test]
+async fn upgrade_gives_each_messaged_contact_its_window() {
+    let (app, _, _) = upgraded().await;
+    let data = app
+        .data(
+            "{ contacts(first: 10, orderBy: { field: PHONE_NUMBER, direction: ASC }) {
+                 nodes { blocked whatsappWindows { businessPhoneNumberId lastInboundAt } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["contacts"]["nodes"],
+        json!([
+            { "blocked": false, "whatsappWindows": [
+                { "businessPhoneNumberId": null, "lastInboundAt": "2026-11-24T11:00:00Z" } ] },
+            { "blocked": false, "whatsappWindows": [] }
+        ])
+    );
 }
 
 #[tokio::test]
@@ -199,6 +224,12 @@ async fn rollback_keeps_contacts_and_refuses_to_drop_phone_less_ones() {
         'US.42', '{}', '2026-11-24T12:00:00Z', '2026-11-24T12:00:00Z')";
     exec(&app, phone_less).await.expect("phone-less contact");
     let db = Database::connect(&app.database_url).await.expect("connect");
+    // The migrations that came after identity go first.
+    let later = migration::Migrator::migrations().len() - IDENTITY_RELEASE;
+    let later = u32::try_from(later).expect("a few migrations");
+    migration::Migrator::down(&db, Some(later))
+        .await
+        .expect("later migrations roll back");
     assert!(migration::Migrator::down(&db, Some(1)).await.is_err());
     db.execute_unprepared("DELETE FROM contacts WHERE phone_number IS NULL")
         .await

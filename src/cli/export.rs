@@ -46,8 +46,11 @@ pub async fn run(service: &ContactService, args: &ExportArgs) -> anyhow::Result<
             .map_err(domain_error)?;
         let Some(last) = chunk.last() else { break };
         after = Some(last.id);
+        let ids: Vec<_> = chunk.iter().map(|contact| contact.id).collect();
+        let messaging = service.messaging_rows(&ids).await.map_err(domain_error)?;
         for contact in &chunk {
-            writer.write(contact)?;
+            let rows = messaging.get(&contact.id).cloned().unwrap_or_default();
+            writer.write(contact, &rows)?;
         }
         exported += chunk.len() as u64;
     }

@@ -14,7 +14,12 @@ use serde_json::{Map, Value};
 
 use self::formula::{guard, unguard};
 use super::Format;
-use crate::contacts::input::{self, ContactInput};
+use crate::contacts::{
+    input::{self, ContactInput},
+    messaging_state::MessagingInput,
+    policy::MessagingRows,
+    windows,
+};
 
 const PHONE: &str = "phoneNumber";
 const COUNTRY: &str = "countryCode";
@@ -26,6 +31,13 @@ const USERNAME: &str = "whatsappUsername";
 const PROFILE_NAME: &str = "whatsappProfileName";
 /// The WhatsApp identity columns, in the order an export writes them.
 const IDENTITY: [&str; 4] = [USER_ID, PARENT_USER_ID, USERNAME, PROFILE_NAME];
+const BLOCKED: &str = "blocked";
+/// A JSON array of `{businessPhoneNumberId, lastInboundAt}` (in CSV, one cell).
+const WINDOWS: &str = "whatsappWindows";
+/// A JSON array of `{businessPhoneNumberId, optedOut, at}` (in CSV, one cell).
+const PREFERENCES: &str = "marketingPreferences";
+/// The messaging columns, in the order an export writes them.
+const MESSAGING: [&str; 3] = [BLOCKED, WINDOWS, PREFERENCES];
 
 /// One row of an import file: where it was, what it said, and what it means.
 pub struct Row {
@@ -63,6 +75,9 @@ pub enum Column {
     LastMessage,
     /// One of [`IDENTITY`], by position.
     Identity(usize),
+    Blocked,
+    Windows,
+    Preferences,
     Metadata(String),
 }
 
@@ -84,6 +99,9 @@ impl<R: Read> Rows<R> {
                         PHONE => Ok(Column::Phone),
                         COUNTRY => Ok(Column::Country),
                         LAST_MESSAGE => Ok(Column::LastMessage),
+                        BLOCKED => Ok(Column::Blocked),
+                        WINDOWS => Ok(Column::Windows),
+                        PREFERENCES => Ok(Column::Preferences),
                         other if IDENTITY.contains(&other) => Ok(Column::Identity(
                             IDENTITY
                                 .iter()
@@ -95,7 +113,8 @@ impl<R: Read> Rows<R> {
                             _ => bail!(
                                 "unknown CSV column {other:?}: expected {PHONE}, {COUNTRY}, \
                                  {LAST_MESSAGE}, {USER_ID}, {PARENT_USER_ID}, {USERNAME}, \
-                                 {PROFILE_NAME} or {METADATA_PREFIX}<key>"
+                                 {PROFILE_NAME}, {BLOCKED}, {WINDOWS}, {PREFERENCES} or \
+                                 {METADATA_PREFIX}<key>"
                             ),
                         },
                     })
@@ -211,6 +230,21 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
             Column::LastMessage if !cell.is_empty() => {
                 input.last_whatsapp_message_at = Some(parse_time(cell)?);
             }
+            Column::Blocked if !cell.is_empty() => {
+                input.messaging.blocked = Some(match cell {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("{BLOCKED}: true or false, not {cell:?}")),
+                });
+            }
+            Column::Windows if !cell.is_empty() => {
+                let list = serde_json::from_str(cell).map_err(|e| format!("{WINDOWS}: {e}"))?;
+                input.messaging.windows = Some(windows_in(list)?);
+            }
+            Column::Preferences if !cell.is_empty() => {
+                let list = serde_json::from_str(cell).map_err(|e| format!("{PREFERENCES}: {e}"))?;
+                input.messaging.preferences = Some(preferences_in(list)?);
+            }
             // An empty cell is a key the contact does not have.
             Column::Metadata(key) if !cell.is_empty() => {
                 metadata.insert(key.clone(), Value::String(unguard(cell).to_owned()));
@@ -226,7 +260,77 @@ fn csv_contact(columns: &[Column], record: &csv::StringRecord) -> Result<Contact
 
 /// The API's rule for timestamps (RFC 3339, years 0001–9999 in UTC, no leap seconds).
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    input::parse_timestamp(text).map_err(|why| format!("{LAST_MESSAGE}: {why}"))
+    parse_time_of(LAST_MESSAGE, text)
+}
+
+fn parse_time_of(field: &str, text: &str) -> Result<DateTime<Utc>, String> {
+    input::parse_timestamp(text).map_err(|why| format!("{field}: {why}"))
+}
+
+/// A window as a file holds it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileWindow {
+    business_phone_number_id: Option<String>,
+    last_inbound_at: String,
+}
+
+/// A marketing choice as a file holds it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FilePreference {
+    business_phone_number_id: Option<String>,
+    opted_out: bool,
+    at: String,
+}
+
+fn windows_in(list: Vec<FileWindow>) -> Result<Vec<(Option<String>, DateTime<Utc>)>, String> {
+    list.into_iter()
+        .map(|w| {
+            Ok((
+                w.business_phone_number_id,
+                parse_time_of(WINDOWS, &w.last_inbound_at)?,
+            ))
+        })
+        .collect()
+}
+
+fn preferences_in(
+    list: Vec<FilePreference>,
+) -> Result<Vec<(Option<String>, bool, DateTime<Utc>)>, String> {
+    list.into_iter()
+        .map(|p| {
+            let at = parse_time_of(PREFERENCES, &p.at)?;
+            Ok((p.business_phone_number_id, p.opted_out, at))
+        })
+        .collect()
+}
+
+fn windows_out(rows: &MessagingRows) -> Vec<FileWindow> {
+    rows.windows
+        .iter()
+        .map(|w| FileWindow {
+            business_phone_number_id: windows::public(&w.business_phone_number_id)
+                .map(str::to_owned),
+            last_inbound_at: time(w.last_inbound_at),
+        })
+        .collect()
+}
+
+fn preferences_out(rows: &MessagingRows) -> Vec<FilePreference> {
+    let mut list: Vec<FilePreference> = rows
+        .preferences
+        .iter()
+        .map(|p| FilePreference {
+            business_phone_number_id: windows::public(&p.business_phone_number_id)
+                .map(str::to_owned),
+            opted_out: p.opted_out,
+            at: time(p.recorded_at),
+        })
+        .collect();
+    // A stable order, so two exports of the same data are the same file.
+    list.sort_by(|a, b| a.business_phone_number_id.cmp(&b.business_phone_number_id));
+    list
 }
 
 /// A JSON Lines contact; unknown fields are refused, so a misspelt one is not silently lost.
@@ -249,6 +353,12 @@ struct JsonContact {
     whatsapp_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     whatsapp_profile_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocked: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    whatsapp_windows: Option<Vec<FileWindow>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marketing_preferences: Option<Vec<FilePreference>>,
 }
 
 fn json_contact(text: &str) -> Result<ContactInput, String> {
@@ -267,6 +377,14 @@ fn json_contact(text: &str) -> Result<ContactInput, String> {
         parent_whatsapp_user_id: contact.parent_whatsapp_user_id,
         whatsapp_username: contact.whatsapp_username,
         whatsapp_profile_name: contact.whatsapp_profile_name,
+        messaging: MessagingInput {
+            windows: contact.whatsapp_windows.map(windows_in).transpose()?,
+            preferences: contact
+                .marketing_preferences
+                .map(preferences_in)
+                .transpose()?,
+            blocked: contact.blocked,
+        },
     })
 }
 
@@ -306,6 +424,7 @@ impl<W: Write> Writer<W> {
                     LAST_MESSAGE.to_owned(),
                 ];
                 header.extend(IDENTITY.map(str::to_owned));
+                header.extend(MESSAGING.map(str::to_owned));
                 header.extend(keys.iter().map(|key| format!("{METADATA_PREFIX}{key}")));
                 writer.write_record(&header)?;
                 Ok(Self::Csv {
@@ -316,7 +435,8 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    pub fn write(&mut self, contact: &Model) -> anyhow::Result<()> {
+    /// Writes `contact` with its windows and marketing choices.
+    pub fn write(&mut self, contact: &Model, messaging: &MessagingRows) -> anyhow::Result<()> {
         let metadata = contact.metadata.as_object();
         match self {
             Self::Csv { writer, keys } => {
@@ -332,6 +452,9 @@ impl<W: Write> Writer<W> {
                 record.extend(
                     identity_of(contact).map(|v| guard(&v.unwrap_or_default()).into_owned()),
                 );
+                record.push(contact.blocked.to_string());
+                record.push(serde_json::to_string(&windows_out(messaging))?);
+                record.push(serde_json::to_string(&preferences_out(messaging))?);
                 record.extend(keys.iter().map(|key| {
                     let value = metadata
                         .and_then(|m| m.get(key))
@@ -351,6 +474,9 @@ impl<W: Write> Writer<W> {
                     parent_whatsapp_user_id: contact.parent_whatsapp_user_id.clone(),
                     whatsapp_username: contact.whatsapp_username.clone(),
                     whatsapp_profile_name: contact.whatsapp_profile_name.clone(),
+                    blocked: Some(contact.blocked),
+                    whatsapp_windows: Some(windows_out(messaging)),
+                    marketing_preferences: Some(preferences_out(messaging)),
                 };
                 serde_json::to_writer(&mut *out, &line)?;
                 out.write_all(b"\n")?;

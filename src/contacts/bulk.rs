@@ -15,6 +15,8 @@ use super::{
     filter::ContactFilter,
     identity,
     input::NewContact,
+    messaging_state,
+    reads::messaging_rows_on,
     service::{ContactService, change},
     windows,
     writes::contact_row,
@@ -67,6 +69,16 @@ impl ContactService {
             .into_iter()
             .filter_map(|row| Some((row.phone_number.clone()?, row)))
             .collect();
+        // The stored windows and choices of the rows whose file gives theirs, to tell an
+        // unchanged row from a changed one.
+        let given: Vec<_> = by_phone
+            .iter()
+            .filter(|contact| !contact.messaging.is_empty())
+            .filter_map(|contact| stored.get(&contact.phone.as_ref()?.e164).map(|row| row.id))
+            .collect();
+        let stored_messaging = messaging_rows_on(&txn, &given).await?;
+        // The messaging state to write: (id, state, lastWhatsappMessageAt).
+        let mut states = Vec::new();
         let mut rows = Vec::with_capacity(contacts.len());
         let mut changes = Vec::with_capacity(contacts.len());
         // The message times written by hand, for the windows: (id, at, created).
@@ -77,7 +89,11 @@ impl ContactService {
             };
             let Some(current) = stored.get(&phone.e164) else {
                 let row = contact_row(contact, Uuid::now_v7(), now, now);
-                if let Some(at) = contact.last_whatsapp_message_at {
+                let last = contact.last_whatsapp_message_at;
+                if !contact.messaging.is_empty() {
+                    states.push((row.id, &contact.messaging, last));
+                }
+                if let (None, Some(at)) = (&contact.messaging.windows, last) {
                     message_times.push((row.id, at, true));
                 }
                 changes.push(change(ChangeKind::Created, row.id, now));
@@ -98,14 +114,36 @@ impl ContactService {
                 last_whatsapp_message_at: contact
                     .last_whatsapp_message_at
                     .or(current.last_whatsapp_message_at),
+                blocked: contact.messaging.blocked.unwrap_or(current.blocked),
                 ..contact_row(contact, current.id, current.created_at, current.updated_at)
             };
-            if &wanted == current {
+            let last = contact.last_whatsapp_message_at;
+            let messaging_same = contact.messaging.is_empty()
+                || contact.messaging.matches(
+                    last,
+                    &stored_messaging
+                        .get(&current.id)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            // With windows given, the contact-level time is theirs (compared there).
+            let row_same = if contact.messaging.windows.is_some() {
+                Model {
+                    last_whatsapp_message_at: current.last_whatsapp_message_at,
+                    ..wanted.clone()
+                } == *current
+            } else {
+                wanted == *current
+            };
+            if row_same && messaging_same {
                 report.unchanged += 1;
                 continue;
             }
             changes.push(change(ChangeKind::Updated, current.id, now));
-            if let Some(at) = contact.last_whatsapp_message_at {
+            if !contact.messaging.is_empty() {
+                states.push((current.id, &contact.messaging, last));
+            }
+            if let (None, Some(at)) = (&contact.messaging.windows, last) {
                 message_times.push((current.id, at, false));
             }
             rows.push(
@@ -124,6 +162,7 @@ impl ContactService {
                     Column::CountryCode,
                     Column::Metadata,
                     Column::LastWhatsappMessageAt,
+                    Column::Blocked,
                     Column::UpdatedAt,
                 ])
                 .to_owned();
@@ -135,7 +174,11 @@ impl ContactService {
         windows::written_by_hand_many(&txn, &message_times).await?;
         for contact in by_identity {
             let (mut row, created) = identity::upsert(&txn, contact, now).await?;
-            if let Some(at) = contact.last_whatsapp_message_at {
+            let last = contact.last_whatsapp_message_at;
+            if !contact.messaging.is_empty() {
+                states.push((row.id, &contact.messaging, last));
+            }
+            if let (None, Some(at)) = (&contact.messaging.windows, last) {
                 windows::written_by_hand(&txn, &mut row, Some(at), created).await?;
             }
             let kind = if created {
@@ -147,6 +190,7 @@ impl ContactService {
             };
             changes.push(change(kind, row.id, now));
         }
+        messaging_state::replace_many(&txn, &states).await?;
         self.commit_announcing(txn, &changes).await?;
         Ok(report)
     }

@@ -40,8 +40,7 @@ pub struct ContactFilter {
     last_message_before: Option<DateTime<Utc>>,
     whatsapp_user_id: Option<String>,
     has_phone_number: Option<bool>,
-    /// Only contacts this business number heard from; the number the window, free-form and
-    /// marketing filters are evaluated for.
+    /// The number the window, free-form and marketing filters are evaluated for.
     business_number: Option<String>,
     messaging_free_form: Option<bool>,
     marketing_allowed: Option<bool>,
@@ -102,7 +101,6 @@ impl ContactFilter {
     pub fn excludes_never_messaged(&self) -> bool {
         self.whatsapp_window_open == Some(true)
             || self.messaging_free_form == Some(true)
-            || self.business_number.is_some()
             || self.last_message_after.is_some()
             || self.last_message_before.is_some()
     }
@@ -119,9 +117,6 @@ impl ContactFilter {
         let created = || Expr::col(Column::CreatedAt);
         let mut cond = Condition::all();
         let number = self.business_number.as_deref();
-        if let Some(number) = number {
-            cond = cond.add(policy_sql::heard_on(backend, number));
-        }
         if let Some(open) = self.whatsapp_window_open {
             cond = cond.add(policy_sql::window_open(backend, number, now).is(open));
         }

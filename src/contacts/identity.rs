@@ -237,6 +237,9 @@ fn updated(current: Model, contact: &NewContact, now: DateTime<Utc>) -> ActiveMo
     if let Some(at) = contact.last_whatsapp_message_at {
         row.last_whatsapp_message_at = Set(Some(at));
     }
+    if let Some(blocked) = contact.messaging.blocked {
+        row.blocked = Set(blocked);
+    }
     row.updated_at = Set(now);
     row
 }

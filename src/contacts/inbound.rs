@@ -231,6 +231,7 @@ fn created(event: &InboundEvent, now: DateTime<Utc>) -> ActiveModel {
         whatsapp: event.whatsapp.clone(),
         metadata: None,
         last_whatsapp_message_at: event.opens_window.then_some(event.at),
+        messaging: Default::default(),
     };
     let row = contact_row(&contact, Uuid::now_v7(), now, now);
     Model {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::{
     bsuid::{WhatsappFields, WhatsappIds},
     clock::to_storage_precision,
+    messaging_state::{MessagingInput, MessagingState},
     metadata::Metadata,
     phone::{self, ParsedPhone, PhoneFields},
     window::MAX_FUTURE_SKEW,
@@ -24,6 +25,8 @@ pub struct ContactInput {
     pub parent_whatsapp_user_id: Option<String>,
     pub whatsapp_username: Option<String>,
     pub whatsapp_profile_name: Option<String>,
+    /// Windows, choices and the block, as a contacts file carries them (not the API).
+    pub messaging: MessagingInput,
 }
 
 /// `UpdateContactInput` as sent: `None` keeps a field, `Some(None)` clears it.
@@ -44,6 +47,7 @@ pub struct NewContact {
     /// `None` when not given: a create stores `{}`, an upsert keeps what is stored.
     pub metadata: Option<Metadata>,
     pub last_whatsapp_message_at: Option<DateTime<Utc>>,
+    pub messaging: MessagingState,
 }
 
 /// Joins an input path: `path("input", "phoneNumber")` is `input.phoneNumber`.
@@ -106,11 +110,13 @@ impl NewContact {
             .last_whatsapp_message_at
             .map(|at| message_time(at, now, &path(prefix, "lastWhatsappMessageAt")))
             .transpose()?;
+        let messaging = MessagingState::parse(input.messaging, prefix, now)?;
         Ok(Self {
             phone,
             whatsapp,
             metadata,
             last_whatsapp_message_at,
+            messaging,
         })
     }
 }

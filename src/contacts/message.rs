@@ -52,6 +52,7 @@ impl ContactService {
             whatsapp: Default::default(),
             metadata: None,
             last_whatsapp_message_at: Some(at),
+            messaging: Default::default(),
         };
         let new_id = Uuid::now_v7();
         let on_conflict = OnConflict::column(Column::PhoneNumber)

@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod input;
 mod merge;
 mod message;
+pub mod messaging_state;
 pub mod metadata;
 pub mod order;
 pub mod page;

@@ -39,16 +39,6 @@ impl Rule {
     }
 }
 
-/// The business number heard from the contact (a window exists).
-pub fn heard_on(backend: DbBackend, number: &str) -> Condition {
-    Condition::all().add(sql::custom(
-        backend,
-        "EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
-         WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ?)",
-        [number.to_owned()],
-    ))
-}
-
 /// The window is open at `now`, on `number` or (`None`) on any number.
 pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>) -> Rule {
     let bound = window::opened_after(now);

@@ -199,3 +199,27 @@ impl ContactService {
         })
     }
 }
+
+/// [`ContactService::messaging_rows`] on `conn` (a write transaction, for an import).
+pub(super) async fn messaging_rows_on<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, MessagingRows>> {
+    let mut rows: HashMap<Uuid, MessagingRows> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(rows);
+    }
+    for window in windows::of_contacts(conn, ids).await? {
+        rows.entry(window.contact_id)
+            .or_default()
+            .windows
+            .push(window);
+    }
+    for choice in preferences::of_contacts(conn, ids).await? {
+        rows.entry(choice.contact_id)
+            .or_default()
+            .preferences
+            .push(choice);
+    }
+    Ok(rows)
+}

@@ -138,6 +138,7 @@ impl ContactService {
             },
             metadata: None,
             last_whatsapp_message_at: None,
+            messaging: Default::default(),
         };
         let row = contact_row(&contact, Uuid::now_v7(), now, now)
             .into_active_model()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     fanout::{Fanned, Subscription},
     service::ContactService,
-    window,
+    window, windows,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -28,8 +28,7 @@ pub struct WindowState {
 }
 
 impl WindowState {
-    fn of(contact_id: Uuid, row: Option<&Model>, now: DateTime<Utc>) -> Self {
-        let last = row.and_then(|row| row.last_whatsapp_message_at);
+    fn of(contact_id: Uuid, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
         Self {
             contact_id,
             open: window::is_open(last, now),
@@ -84,9 +83,11 @@ impl ContactService {
     /// The contact's window: the current state first, then each change, including the moment
     /// it expires with no write. `NOT_FOUND` if the contact does not exist; ends (closed) when
     /// it is deleted; ends with a state naming the survivor when it is merged into another.
+    /// With a business number, the window on that number; without one, on any number.
     pub fn watch_window(
         &self,
         id: Uuid,
+        number: Option<String>,
     ) -> impl Stream<Item = AppResult<WindowState>> + Send + use<> {
         let service = self.clone();
         // Subscribed before the first read, so no change slips between the two.
@@ -105,7 +106,14 @@ impl ContactService {
             };
             let mut sent: Option<WindowState> = None;
             while row.is_some() {
-                let state = WindowState::of(id, row.as_ref(), service.now());
+                let last = match service.last_inbound(row.as_ref(), number.as_deref()).await {
+                    Ok(last) => last,
+                    Err(err) => {
+                        yield Err(err);
+                        return;
+                    }
+                };
+                let state = WindowState::of(id, last, service.now());
                 if sent.as_ref() != Some(&state) {
                     sent = Some(state.clone());
                     yield Ok(state.clone());
@@ -116,9 +124,13 @@ impl ContactService {
                     Next::Row(read) => *read,
                     Next::Merged(survivor, read) => {
                         let survivor_row = (*read).ok().flatten();
+                        let last = service
+                            .last_inbound(survivor_row.as_ref(), number.as_deref())
+                            .await
+                            .unwrap_or_default();
                         yield Ok(WindowState {
                             merged_into: Some(survivor),
-                            ..WindowState::of(id, survivor_row.as_ref(), service.now())
+                            ..WindowState::of(id, last, service.now())
                         });
                         return;
                     }
@@ -133,6 +145,21 @@ impl ContactService {
             if sent.as_ref() != Some(&closed) {
                 yield Ok(closed);
             }
+        }
+    }
+}
+
+impl ContactService {
+    /// The latest inbound of `row` on `number`, or on any number.
+    async fn last_inbound(
+        &self,
+        row: Option<&Model>,
+        number: Option<&str>,
+    ) -> AppResult<Option<DateTime<Utc>>> {
+        match (row, number) {
+            (None, _) => Ok(None),
+            (Some(row), None) => Ok(row.last_whatsapp_message_at),
+            (Some(row), Some(number)) => windows::last_inbound(&self.db.read, row.id, number).await,
         }
     }
 }

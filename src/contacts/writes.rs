@@ -49,7 +49,7 @@ pub(super) fn contact_row(
         whatsapp_profile_name: contact.whatsapp.profile_name.clone(),
         // Set by inbound events only: a value written by hand yields to the next event.
         whatsapp_identity_seen_at: None,
-        blocked: false,
+        blocked: contact.messaging.blocked.unwrap_or(false),
     }
 }
 

@@ -36,9 +36,11 @@ pub struct ContactFilter {
     pub whatsapp_user_id: Option<String>,
     /// Contacts with a phone number (true), or known by `whatsappUserId` alone (false).
     pub has_phone_number: Option<bool>,
-    /// Only contacts this business number (Meta's `phone_number_id`) has heard from; also
-    /// the number `whatsappWindowOpen`, `messagingFreeForm` and `marketingAllowed` are
-    /// evaluated for. `lastWhatsappMessageAfter`/`Before` stay about any number.
+    /// The business number (Meta's `phone_number_id`) that `whatsappWindowOpen`,
+    /// `messagingFreeForm` and `marketingAllowed` are evaluated for, as the fields of the same
+    /// name answer with this argument; without one, any number (window) or the choice made
+    /// for all numbers (marketing). It selects nothing by itself, and
+    /// `lastWhatsappMessageAfter`/`Before` stay about any number.
     pub business_phone_number_id: Option<String>,
     /// As `Contact.messaging(businessPhoneNumberId).freeForm` answers at the same instant:
     /// an open window and no block.
@@ -154,6 +156,7 @@ impl From<CreateContactInput> for ContactInput {
             parent_whatsapp_user_id: i.parent_whatsapp_user_id,
             whatsapp_username: i.whatsapp_username,
             whatsapp_profile_name: i.whatsapp_profile_name,
+            messaging: Default::default(),
         }
     }
 }

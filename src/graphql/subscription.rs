@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{contact::Contact, parse_id, scalars::Timestamp, service};
 use crate::{
-    contacts::{ContactService, watch::WindowState},
+    contacts::{ContactService, watch::WindowState, windows},
     events::ChangeKind,
 };
 
@@ -121,14 +121,21 @@ impl SubscriptionRoot {
 
     /// The contact's window: the current state first, then every change, including
     /// `open: false` at the moment it expires. When the contact is merged into another, a
-    /// last state carries `mergedIntoContactId` and the subscription completes.
+    /// last state carries `mergedIntoContactId` and the subscription completes. With
+    /// `businessPhoneNumberId`, the window on that number (as
+    /// `Contact.whatsappWindowOpen(businessPhoneNumberId)`), which also closes by itself.
     async fn whatsapp_window(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The contact to watch.")] contact_id: ID,
+        #[graphql(desc = "Meta's `phone_number_id`; omit for the window on any number.")]
+        business_phone_number_id: Option<String>,
     ) -> Result<impl Stream<Item = Result<WhatsappWindowState>> + use<>> {
         let id = parse_id(&contact_id, "contactId")?;
-        let stream = service(ctx)?.watch_window(id);
+        let number = business_phone_number_id
+            .map(|raw| windows::parse_business_number(&raw, "businessPhoneNumberId"))
+            .transpose()?;
+        let stream = service(ctx)?.watch_window(id, number);
         Ok(stream.map(|item| Ok(item?.into())))
     }
 }
