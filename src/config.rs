@@ -455,6 +455,25 @@ mod tests {
     }
 
     #[test]
+    fn whatsapp_webhook_needs_a_non_empty_secret() {
+        assert!(config(&[]).whatsapp_webhook().unwrap().is_none());
+        let on = config(&[
+            "--whatsapp-app-secret",
+            "s3cret",
+            "--whatsapp-verify-token",
+            "t",
+        ]);
+        assert_eq!(on.whatsapp_webhook().unwrap(), Some(("s3cret", Some("t"))));
+        let no_token = config(&["--whatsapp-app-secret", "s3cret"]);
+        assert_eq!(no_token.whatsapp_webhook().unwrap(), Some(("s3cret", None)));
+        assert!(
+            config(&["--whatsapp-app-secret", " "])
+                .whatsapp_webhook()
+                .is_err()
+        );
+    }
+
+    #[test]
     fn connection_limits() {
         assert_eq!(config(&[]).header_read_timeout(), Duration::from_secs(10));
         assert!(Config::try_parse_from(["s", "--header-read-timeout-secs", "0"]).is_err());
