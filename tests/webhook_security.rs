@@ -91,4 +91,12 @@ async fn oversized_body_is_refused_before_it_is_read_whole() {
         .await
         .expect("answered");
     assert_eq!(status, 413);
+    // Under the webhook's own limit (above the GraphQL route's 1 MiB), a delivery is read.
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let large = fixture("text_message.json").replace(
+        "\"field\": \"messages\"",
+        &format!("\"pad\": \"{padding}\", \"field\": \"messages\""),
+    );
+    assert_eq!(deliver(&app, &large).await, 200);
+    assert_eq!(contact_count(&app).await, 1);
 }
