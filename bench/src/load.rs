@@ -37,6 +37,7 @@ impl Target {
 pub enum Op {
     Lookup,
     OpenWindows,
+    OpenWindowsOnNumber,
     Page1,
     Page2000,
     Stats,
@@ -46,9 +47,10 @@ pub enum Op {
 
 impl Op {
     /// Reads first: the writes add rows the reads would otherwise see.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::Lookup,
         Op::OpenWindows,
+        Op::OpenWindowsOnNumber,
         Op::Page1,
         Op::Page2000,
         Op::Stats,
@@ -60,6 +62,7 @@ impl Op {
         match self {
             Self::Lookup => "lookup",
             Self::OpenWindows => "open-windows",
+            Self::OpenWindowsOnNumber => "open-windows-number",
             Self::Page1 => "page-1",
             Self::Page2000 => "page-2000",
             Self::Stats => "stats",
@@ -144,6 +147,21 @@ impl Context {
                 json!({}),
             ),
             (Op::OpenWindows, Target::Baseline) => ("/open-windows", json!({})),
+            // The same page on one business number, with that number's window per contact.
+            (Op::OpenWindowsOnNumber, Target::Graphql) => graphql(
+                &format!(
+                    "query($n: String!) {{ contacts(first: 50, filter: {{ businessPhoneNumberId: $n, \
+                     whatsappWindowOpen: true }}, orderBy: {{ field: LAST_WHATSAPP_MESSAGE_AT, \
+                     direction: DESC }}) {{ nodes {{ {CONTACT} \
+                     openOnNumber: whatsappWindowOpen(businessPhoneNumberId: $n) }} \
+                     pageInfo {{ hasNextPage endCursor }} }} }}"
+                ),
+                json!({ "n": seed::BUSINESS_NUMBERS[0] }),
+            ),
+            (Op::OpenWindowsOnNumber, Target::Baseline) => (
+                "/open-windows-number",
+                json!({ "number": seed::BUSINESS_NUMBERS[0] }),
+            ),
             (Op::Page1, _) => page_request(target, None),
             (Op::Page2000, _) => page_request(target, self.page_cursor.clone()),
             (Op::Stats, Target::Graphql) => {

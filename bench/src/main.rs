@@ -49,7 +49,8 @@ pub struct Args {
     /// throwaway one and passes it as TEST_DATABASE_URL.
     #[arg(long, env = "TEST_DATABASE_URL")]
     postgres_url: Option<String>,
-    /// Only these operations (lookup, open-windows, page-1, page-2000, stats, create, mix).
+    /// Only these operations (lookup, open-windows, open-windows-number, page-1, page-2000, stats,
+    /// create, mix).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }

@@ -16,6 +16,10 @@ pub struct Plan {
 /// Only one contact in 10,000 has an open window: "first 50 open windows" must find rare rows.
 pub const OPEN_ONE_IN: usize = 10_000;
 
+/// The business numbers the seeded messages reached: each contact that messaged did so on
+/// one of them, alternately.
+pub const BUSINESS_NUMBERS: [&str; 2] = ["106540352242922", "106540352242923"];
+
 /// The `index`th seeded phone number: distinct for every index below 10^8.
 pub fn phone(index: usize) -> String {
     let number = (index as u64).wrapping_mul(2_654_435_761) % 100_000_000;
@@ -27,7 +31,7 @@ pub fn write_csv(path: &Path, rows: usize) -> anyhow::Result<Plan> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         out,
-        "phoneNumber,countryCode,lastWhatsappMessageAt,metadata.name,metadata.plan"
+        "phoneNumber,countryCode,lastWhatsappMessageAt,whatsappWindows,metadata.name,metadata.plan"
     )?;
     for index in 0..rows {
         let last = if index % OPEN_ONE_IN == 0 {
@@ -40,10 +44,19 @@ pub fn write_csv(path: &Path, rows: usize) -> anyhow::Result<Plan> {
         let last = last
             .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
             .unwrap_or_default();
+        // One CSV cell holding a JSON array; quotes doubled inside the quoted cell.
+        let windows = if last.is_empty() {
+            String::new()
+        } else {
+            let number = BUSINESS_NUMBERS[index % 2];
+            format!(
+                "\"[{{\"\"businessPhoneNumberId\"\":\"\"{number}\"\",\"\"lastInboundAt\"\":\"\"{last}\"\"}}]\""
+            )
+        };
         let plan = ["free", "basic", "pro"][index % 3];
         writeln!(
             out,
-            "{},CL,{last},name{},{plan}",
+            "{},CL,{last},{windows},name{},{plan}",
             phone(index),
             index % 1000
         )?;

@@ -16,7 +16,7 @@ use self::formula::{guard, unguard};
 use super::Format;
 use crate::contacts::{
     input::{self, ContactInput},
-    messaging_state::MessagingInput,
+    messaging_state::{MessagingInput, PreferenceEntry, WindowEntry},
     policy::MessagingRows,
     windows,
 };
@@ -284,7 +284,7 @@ struct FilePreference {
     at: String,
 }
 
-fn windows_in(list: Vec<FileWindow>) -> Result<Vec<(Option<String>, DateTime<Utc>)>, String> {
+fn windows_in(list: Vec<FileWindow>) -> Result<Vec<WindowEntry>, String> {
     list.into_iter()
         .map(|w| {
             Ok((
@@ -295,9 +295,7 @@ fn windows_in(list: Vec<FileWindow>) -> Result<Vec<(Option<String>, DateTime<Utc
         .collect()
 }
 
-fn preferences_in(
-    list: Vec<FilePreference>,
-) -> Result<Vec<(Option<String>, bool, DateTime<Utc>)>, String> {
+fn preferences_in(list: Vec<FilePreference>) -> Result<Vec<PreferenceEntry>, String> {
     list.into_iter()
         .map(|p| {
             let at = parse_time_of(PREFERENCES, &p.at)?;

@@ -15,13 +15,18 @@ use crate::error::{AppError, AppResult};
 /// Rows per multi-row insert: three or four values each, well under both backends' limits.
 const INSERT_ROWS: usize = 2_000;
 
+/// A window as a file gives it: `(businessPhoneNumberId, lastInboundAt)`.
+pub type WindowEntry = (Option<String>, DateTime<Utc>);
+/// A marketing choice as a file gives it: `(businessPhoneNumberId, optedOut, at)`.
+pub type PreferenceEntry = (Option<String>, bool, DateTime<Utc>);
+
 /// As a file says it: `None` fields were not given and keep what is stored.
 #[derive(Debug, Clone, Default)]
 pub struct MessagingInput {
-    /// `(businessPhoneNumberId, lastInboundAt)`; a `None` number is the window of no number.
-    pub windows: Option<Vec<(Option<String>, DateTime<Utc>)>>,
-    /// `(businessPhoneNumberId, optedOut, at)`; a `None` number is a choice for all.
-    pub preferences: Option<Vec<(Option<String>, bool, DateTime<Utc>)>>,
+    /// A `None` number is the window of no number.
+    pub windows: Option<Vec<WindowEntry>>,
+    /// A `None` number is a choice for all numbers.
+    pub preferences: Option<Vec<PreferenceEntry>>,
     pub blocked: Option<bool>,
 }
 

@@ -72,32 +72,37 @@ pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>)
     )
 }
 
-/// The business has not blocked the contact.
+/// The business has not blocked the contact. Written as the bare column so the partial index
+/// `WHERE blocked` serves the blocked side.
 pub fn not_blocked() -> Rule {
     Rule::new(
-        Condition::all().add(Expr::col(Column::Blocked).eq(false)),
-        Condition::all().add(Expr::col(Column::Blocked).eq(true)),
+        Condition::all().add(Expr::cust("NOT contacts.blocked")),
+        Condition::all().add(Expr::cust("contacts.blocked")),
     )
 }
 
 /// The contact opted out of marketing from `number` (`None`: by a choice for every number):
 /// an opt-out for the number or for all with no later resume for either; at the same instant
-/// the opt-out wins (`policy::opted_out`). Opt-outs are few and indexed.
+/// the opt-out wins (`policy::opted_out`). Opt-outs are few: the opted-out side is a set the
+/// partial index on opt-outs yields; the other side probes each row's choices by key.
 pub fn opted_out(backend: DbBackend, number: Option<&str>) -> Rule {
+    const OPTED_OUT: &str = "SELECT p.contact_id FROM contact_marketing_preferences p \
+         WHERE p.opted_out AND p.business_phone_number_id IN ('', ?) \
+         AND NOT EXISTS (SELECT 1 FROM contact_marketing_preferences q \
+         WHERE q.contact_id = p.contact_id AND q.business_phone_number_id IN ('', ?) \
+         AND NOT q.opted_out AND q.recorded_at > p.recorded_at)";
     let number = windows::key(number).to_owned();
-    let exists = || {
-        sql::custom(
-            backend,
-            "EXISTS (SELECT 1 FROM contact_marketing_preferences p \
-             WHERE p.contact_id = contacts.id AND p.business_phone_number_id IN ('', ?) \
-             AND p.opted_out AND NOT EXISTS (SELECT 1 FROM contact_marketing_preferences q \
-             WHERE q.contact_id = contacts.id AND q.business_phone_number_id IN ('', ?) \
-             AND NOT q.opted_out AND q.recorded_at > p.recorded_at))",
-            [number.clone(), number.clone()],
-        )
-    };
+    let values = || [number.clone(), number.clone()];
     Rule::new(
-        Condition::all().add(exists()),
-        Condition::all().add(exists().not()),
+        Condition::all().add(sql::custom(
+            backend,
+            &format!("contacts.id IN ({OPTED_OUT})"),
+            values(),
+        )),
+        Condition::all().add(sql::custom(
+            backend,
+            &format!("NOT EXISTS ({OPTED_OUT} AND p.contact_id = contacts.id)"),
+            values(),
+        )),
     )
 }

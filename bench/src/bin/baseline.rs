@@ -17,7 +17,7 @@ use contacts_server::{
         input::ContactInput,
         order::{ContactOrder, Direction, OrderField},
         page::{PageArgs, PageSpec},
-        window,
+        policy, window,
     },
     db::Db,
     events,
@@ -114,6 +114,54 @@ async fn open_windows(State(service): State<Arc<ContactService>>) -> Answer {
     page(&service, filter, order, None).await
 }
 
+#[derive(Deserialize)]
+struct Number {
+    number: String,
+}
+
+/// The open windows on one business number, each contact with that number's window, as the
+/// GraphQL operation selects it (`openOnNumber`): the page, then its windows in one query.
+async fn open_windows_on_number(
+    State(service): State<Arc<ContactService>>,
+    Json(body): Json<Number>,
+) -> Answer {
+    let now = service.now();
+    let filter = FilterInput {
+        whatsapp_window_open: Some(true),
+        business_phone_number_id: Some(body.number.clone()),
+        ..FilterInput::default()
+    };
+    let filter = ContactFilter::parse(filter, "filter").map_err(failed)?;
+    let order = ContactOrder {
+        field: OrderField::LastWhatsappMessageAt,
+        direction: Direction::Desc,
+    };
+    let args = PageArgs {
+        first: Some(50),
+        ..PageArgs::default()
+    };
+    let spec = PageSpec::parse(args, order).map_err(failed)?;
+    let page = service.list(&filter, &spec, now).await.map_err(failed)?;
+    let ids: Vec<_> = page.rows.iter().map(|row| row.id).collect();
+    let windows = service.messaging_rows(&ids).await.map_err(failed)?;
+    let nodes: Vec<Value> = page
+        .rows
+        .iter()
+        .map(|row| {
+            let mut node = contact(row, now);
+            let rows = windows.get(&row.id).cloned().unwrap_or_default();
+            node["openOnNumber"] =
+                json!(policy::window_open(&rows.windows, Some(&body.number), now));
+            node
+        })
+        .collect();
+    let end = page.rows.last().map(|row| page.cursor_of(row));
+    Ok(Json(json!({ "contacts": {
+        "nodes": nodes,
+        "pageInfo": { "hasNextPage": page.has_next_page, "endCursor": end },
+    } })))
+}
+
 async fn walk(State(service): State<Arc<ContactService>>, Json(body): Json<After>) -> Answer {
     page(
         &service,
@@ -172,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new()
         .route("/lookup", post(lookup))
         .route("/open-windows", post(open_windows))
+        .route("/open-windows-number", post(open_windows_on_number))
         .route("/page", post(walk))
         .route("/create", post(create))
         .route("/record", post(record))
