@@ -26,6 +26,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     PayloadTooLarge,
     MisdirectedRequest,
+    QueryTimeout,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -35,7 +36,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [Self; 17] = [
+    const ALL: [Self; 18] = [
         Self::BadUserInput,
         Self::NotFound,
         Self::Conflict,
@@ -53,6 +54,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::MisdirectedRequest,
+        Self::QueryTimeout,
     ];
 
     /// The code as clients see it.
@@ -75,6 +77,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
+            Self::QueryTimeout => "QUERY_TIMEOUT",
         }
     }
 
@@ -89,7 +92,8 @@ impl ErrorCode {
             Self::BadUserInput
             | Self::GraphqlParseFailed
             | Self::GraphqlValidationFailed
-            | Self::BadRequest => StatusCode::BAD_REQUEST,
+            | Self::BadRequest
+            | Self::QueryTimeout => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -155,6 +159,9 @@ pub enum AppError {
     RateLimited(u64),
     /// A subscriber fell behind and this many events were dropped for it.
     Lagged(u64),
+    /// A statement ran past its deadline and was stopped: the query asks too much, and the
+    /// same query retried would be stopped again, so no `Retry-After`.
+    QueryTimeout,
     /// The database cannot be reached right now; retrying later may succeed.
     Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
@@ -205,6 +212,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::QueryTimeout => ErrorCode::QueryTimeout,
             Self::Lagged(_) => ErrorCode::SubscriberLagged,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -221,6 +229,9 @@ impl AppError {
             Self::Unauthenticated => "authentication required".to_owned(),
             Self::RateLimited(_) => "too many requests; retry later".to_owned(),
             Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
+            Self::QueryTimeout => "the query ran past its deadline and was stopped; ask for less \
+                 (a smaller page, a narrower filter)"
+                .to_owned(),
             Self::Lagged(missed) => {
                 format!("this subscription fell behind and missed {missed} events; subscribe again")
             }
@@ -242,7 +253,9 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
+        if is_deadline(&err) {
+            Self::QueryTimeout
+        } else if is_unavailable(&err) {
             Self::Unavailable(format!("database: {err}"))
         } else {
             Self::Internal(format!("database: {err}"))
@@ -250,8 +263,28 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// The database error behind `err`, if any.
+fn database_error(err: &DbErr) -> Option<&(dyn sqlx::error::DatabaseError + 'static)> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            inner.as_database_error()
+        }
+        _ => None,
+    }
+}
+
+/// A statement stopped at its deadline: SQLite's `SQLITE_INTERRUPT` (9), raised by the
+/// progress handler `db` installs, or PostgreSQL's `query_canceled` (57014), raised by
+/// `statement_timeout` (this service sends no other cancel request).
+fn is_deadline(err: &DbErr) -> bool {
+    database_error(err)
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "9" || code == "57014")
+}
+
 /// Connection failures, pool timeouts, and PostgreSQL's connection (08) and operator
-/// intervention (57: shutdown, statement timeout) classes: the database, not the request.
+/// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes:
+/// the database, not the request.
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
