@@ -5,6 +5,7 @@ pub use sea_orm_migration::{MigrationStatus, prelude::*};
 mod m20261125_000001_create_contacts;
 mod m20261126_000001_collate_contacts;
 mod m20261126_000002_whatsapp_identity;
+mod m20261126_000005_order_indexes;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_contacts::Migration),
             Box::new(m20261126_000001_collate_contacts::Migration),
             Box::new(m20261126_000002_whatsapp_identity::Migration),
+            Box::new(m20261126_000005_order_indexes::Migration),
         ]
     }
 }
