@@ -221,7 +221,8 @@ pub struct DatabaseArgs {
     )]
     pub acquire_timeout_secs: u64,
 
-    /// PostgreSQL: seconds after which a running statement is cancelled.
+    /// Seconds after which a running statement is stopped and its query answered
+    /// `QUERY_TIMEOUT` (at most nine tenths of `REQUEST_TIMEOUT_SECS`; 0: no deadline).
     #[arg(
         long = "database-statement-timeout-secs",
         env = "DATABASE_STATEMENT_TIMEOUT_SECS",
@@ -367,6 +368,17 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The server's database options: a statement's deadline is at most nine tenths of the
+    /// request timeout, so a statement is stopped (`QUERY_TIMEOUT`) before its request is
+    /// dropped (503), and a dropped request leaves nothing running.
+    pub fn database_options(&self) -> DbOptions {
+        let mut options = self.database.options();
+        let request = self.request_timeout();
+        let ceiling = request.saturating_sub(request / 10);
+        options.statement_timeout = options.statement_timeout.min(ceiling);
+        options
     }
 }
 

@@ -26,7 +26,8 @@ pub struct DbOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another process before giving up.
     pub busy_timeout: Duration,
-    /// PostgreSQL cancels any statement running longer than this.
+    /// Every statement is stopped once it runs longer than this (on SQLite, everything one
+    /// connection checkout runs: a statement, or a whole transaction); zero: no deadline.
     pub statement_timeout: Duration,
 }
 
@@ -192,7 +193,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
     if in_memory {
         // Every in-memory connection is its own database: one connection does everything.
-        let pool = SqlitePoolOptions::new()
+        let pool = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(base)
@@ -208,14 +209,14 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     let file = base
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    let write = SqlitePoolOptions::new()
+    let write = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
         .max_connections(1)
         .min_connections(1)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(file.clone())
         .await
         .context("opening the SQLite database")?;
-    let read = SqlitePoolOptions::new()
+    let read = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
         .connect_with(file.read_only(true))
@@ -224,6 +225,33 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
         read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
         write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
     })
+}
+
+/// SQLite virtual-machine instructions between two deadline checks: a few microseconds of
+/// work, so a statement overruns its deadline by about that much.
+const DEADLINE_CHECK_OPS: i32 = 10_000;
+
+/// Gives every checkout of a SQLite connection a deadline `timeout` away: a progress handler
+/// interrupts whatever runs past it (`SQLITE_INTERRUPT`, answered `QUERY_TIMEOUT`), so a
+/// request the HTTP timeout dropped cannot leave its statement running and its connection
+/// busy. Set when a connection is opened and again each time the pool hands it out.
+fn with_deadline(pool: SqlitePoolOptions, timeout: Duration) -> SqlitePoolOptions {
+    if timeout.is_zero() {
+        return pool;
+    }
+    pool.after_connect(move |conn, _| Box::pin(set_deadline(conn, timeout)))
+        .before_acquire(move |conn, _| {
+            Box::pin(async move { set_deadline(conn, timeout).await.map(|()| true) })
+        })
+}
+
+async fn set_deadline(conn: &mut sqlx::SqliteConnection, timeout: Duration) -> sqlx::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut handle = conn.lock_handle().await?;
+    handle.set_progress_handler(DEADLINE_CHECK_OPS, move || {
+        std::time::Instant::now() < deadline
+    });
+    Ok(())
 }
 
 async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     MisdirectedRequest,
     FailedPrecondition,
+    QueryTimeout,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -36,7 +37,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [Self; 18] = [
+    const ALL: [Self; 19] = [
         Self::BadUserInput,
         Self::NotFound,
         Self::Conflict,
@@ -55,6 +56,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::MisdirectedRequest,
         Self::FailedPrecondition,
+        Self::QueryTimeout,
     ];
 
     /// The code as clients see it.
@@ -78,6 +80,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::QueryTimeout => "QUERY_TIMEOUT",
         }
     }
 
@@ -93,7 +96,8 @@ impl ErrorCode {
             | Self::GraphqlParseFailed
             | Self::GraphqlValidationFailed
             | Self::BadRequest
-            | Self::FailedPrecondition => StatusCode::BAD_REQUEST,
+            | Self::FailedPrecondition
+            | Self::QueryTimeout => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -161,6 +165,9 @@ pub enum AppError {
     RateLimited(u64),
     /// A subscriber fell behind and this many events were dropped for it.
     Lagged(u64),
+    /// A statement ran past its deadline and was stopped: the query asks too much, and the
+    /// same query retried would be stopped again, so no `Retry-After`.
+    QueryTimeout,
     /// The database cannot be reached right now; retrying later may succeed.
     Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
@@ -212,6 +219,7 @@ impl AppError {
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::QueryTimeout => ErrorCode::QueryTimeout,
             Self::Lagged(_) => ErrorCode::SubscriberLagged,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -229,6 +237,9 @@ impl AppError {
             Self::Unauthenticated => "authentication required".to_owned(),
             Self::RateLimited(_) => "too many requests; retry later".to_owned(),
             Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
+            Self::QueryTimeout => "the query ran past its deadline and was stopped; ask for less \
+                 (a smaller page, a narrower filter)"
+                .to_owned(),
             Self::Lagged(missed) => {
                 format!("this subscription fell behind and missed {missed} events; subscribe again")
             }
@@ -250,7 +261,9 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
+        if is_deadline(&err) {
+            Self::QueryTimeout
+        } else if is_unavailable(&err) {
             Self::Unavailable(format!("database: {err}"))
         } else {
             Self::Internal(format!("database: {err}"))
@@ -258,8 +271,28 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// The database error behind `err`, if any.
+fn database_error(err: &DbErr) -> Option<&(dyn sqlx::error::DatabaseError + 'static)> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            inner.as_database_error()
+        }
+        _ => None,
+    }
+}
+
+/// A statement stopped at its deadline: SQLite's `SQLITE_INTERRUPT` (9), raised by the
+/// progress handler `db` installs, or PostgreSQL's `query_canceled` (57014), raised by
+/// `statement_timeout` (this service sends no other cancel request).
+fn is_deadline(err: &DbErr) -> bool {
+    database_error(err)
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "9" || code == "57014")
+}
+
 /// Connection failures, pool timeouts, and PostgreSQL's connection (08) and operator
-/// intervention (57: shutdown, statement timeout) classes: the database, not the request.
+/// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes:
+/// the database, not the request.
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

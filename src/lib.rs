@@ -30,12 +30,23 @@ use crate::{
     http::{AppState, client_ip::TrustedProxies, serve::ServeOptions},
 };
 
+/// Applies pending migrations on connections without a statement deadline: building an index
+/// on a large table takes longer than any request may.
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let mut options = config.database.options();
+    options.statement_timeout = std::time::Duration::ZERO;
+    let db = Db::connect(&options).await?;
+    let migrated = db.migrate().await;
+    db.close().await;
+    migrated
+}
+
 /// Connects, migrates and serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     config.check_exposure(&auth)?;
-    let db = Db::connect(&config.database.options()).await?;
-    db.migrate().await?;
+    migrate(&config).await?;
+    let db = Db::connect(&config.database_options()).await?;
     let events = events::start(&db, &config.database.url).await?;
     let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
     let proxies = TrustedProxies::parse(&config.trusted_proxies, &config.trusted_proxy_header)?;

@@ -7,6 +7,7 @@ mod m20261126_000001_collate_contacts;
 mod m20261126_000002_whatsapp_identity;
 mod m20261126_000003_messaging_policy;
 mod m20261126_000004_webhook_deliveries;
+mod m20261126_000005_order_indexes;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_whatsapp_identity::Migration),
             Box::new(m20261126_000003_messaging_policy::Migration),
             Box::new(m20261126_000004_webhook_deliveries::Migration),
+            Box::new(m20261126_000005_order_indexes::Migration),
         ]
     }
 }

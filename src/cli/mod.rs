@@ -220,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let db = Db::connect(&args.database.options()).await?;
+    let db = Db::connect(&unbounded(&args.database)).await?;
     match args.action {
         MigrateAction::Up => {
             db.migrate().await?;
@@ -243,9 +243,17 @@ fn domain_error(err: crate::error::AppError) -> anyhow::Error {
     anyhow::anyhow!(err.describe())
 }
 
+/// The command-line tools' connections: no statement deadline, since an operator's import,
+/// export or migration of a large table runs as long as it needs.
+fn unbounded(database: &DatabaseArgs) -> crate::db::DbOptions {
+    let mut options = database.options();
+    options.statement_timeout = std::time::Duration::ZERO;
+    options
+}
+
 /// The domain service on a migrated database, announcing changes to running servers.
 async fn service(database: &DatabaseArgs) -> anyhow::Result<ContactService> {
-    let db = Db::connect(&database.options()).await?;
+    let db = Db::connect(&unbounded(database)).await?;
     db.migrate().await?;
     db.prepare_for_bulk_writes().await?;
     let events = events::announcer(&db)

@@ -111,6 +111,12 @@ impl ContactFilter {
         policy_sql::window_open(backend, self.business_number.as_deref(), now).is(true)
     }
 
+    /// True when no contact without a phone number can match (a prefix or `hasPhoneNumber:
+    /// true`), so a walk in phone order skips the rows without one.
+    pub fn excludes_missing_phone(&self) -> bool {
+        self.phone_number_prefix.is_some() || self.has_phone_number == Some(true)
+    }
+
     /// The WHERE condition, with the window evaluated at `now`.
     pub fn condition(&self, backend: DbBackend, now: DateTime<Utc>) -> Condition {
         let last = || Expr::col(Column::LastWhatsappMessageAt);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::contact::{Column, Model};
 use sea_orm::{
-    Condition, ExprTrait, Order, QueryOrder, Select,
+    Condition, DbBackend, ExprTrait, Iden, Order, QueryOrder, Select,
     sea_query::{Expr, SimpleExpr},
 };
 use uuid::Uuid;
@@ -119,69 +119,107 @@ impl OrderField {
     }
 }
 
-/// Orders `select` by the key, walking `direction`. Nulls belong at the end of the logical
-/// order, so a forward walk puts them last and a backward walk (the reversed order) first.
+/// A part of an order that one index range walks: the rows with a value in the sort column,
+/// or (nullable columns) the rows without one, which come after them in both directions.
+/// Walking the two parts one after the other serves "nulls last" from plain `(column, id)`
+/// indexes and a partial index of the null rows by id, on both backends; one ORDER BY on
+/// `column IS NULL` first would make both sort the whole table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Valued,
+    Null,
+}
+
+impl Segment {
+    /// The segments a walk visits, in order; `backward` walks the reversed order.
+    pub fn walk(field: OrderField, backward: bool, nulls_possible: bool) -> &'static [Self] {
+        match (field.nullable() && nulls_possible, backward) {
+            (false, _) => &[Self::Valued],
+            (true, false) => &[Self::Valued, Self::Null],
+            (true, true) => &[Self::Null, Self::Valued],
+        }
+    }
+
+    /// The rows of this segment. On SQLite the null test is marked likely: the unique phone
+    /// index's statistics promise one row per value, so the planner would take `IS NULL` on
+    /// it for one row and sort what it finds, instead of walking the partial index by id.
+    pub fn condition(self, field: OrderField, backend: DbBackend) -> Condition {
+        let column = Expr::col(field.column());
+        match self {
+            Self::Valued if field.nullable() => Condition::all().add(column.is_not_null()),
+            Self::Valued => Condition::all(),
+            Self::Null if backend == DbBackend::Sqlite => {
+                let name = field.column().to_string();
+                Condition::all().add(Expr::cust(format!("likelihood(\"{name}\" IS NULL, 0.9)")))
+            }
+            Self::Null => Condition::all().add(column.is_null()),
+        }
+    }
+}
+
+/// Orders one segment's `select` by the key, walking `direction`: the null segment by id alone
+/// (its sort value is the same everywhere). Phone numbers are unique, so they need no id.
 pub fn apply_order(
     select: Select<entity::contact::Entity>,
     field: OrderField,
     direction: Direction,
-    backward: bool,
-    nulls_possible: bool,
+    segment: Segment,
 ) -> Select<entity::contact::Entity> {
-    let column = Expr::col(field.column());
-    let mut select = select;
-    if field.nullable() && nulls_possible {
-        let nulls = if backward { Order::Desc } else { Order::Asc };
-        select = select.order_by(column.clone().is_null(), nulls);
+    let by_id = |select: Select<_>| select.order_by(Expr::col(Column::Id), direction.order());
+    match (segment, field) {
+        (Segment::Null, _) => by_id(select),
+        (Segment::Valued, OrderField::PhoneNumber) => {
+            select.order_by(Expr::col(field.column()), direction.order())
+        }
+        (Segment::Valued, _) => {
+            by_id(select.order_by(Expr::col(field.column()), direction.order()))
+        }
     }
-    select
-        .order_by(column, direction.order())
-        .order_by(Expr::col(Column::Id), direction.order())
 }
 
-/// Rows strictly after (`after == true`) or strictly before the position (`value`, `id`) in the
-/// order (`field`, `direction`).
+/// The rows of `segment` strictly after (`after == true`) or strictly before the position
+/// (`value`, `id`) in the order (`field`, `direction`); `None` when the segment has none.
 pub fn seek(
     field: OrderField,
     direction: Direction,
+    segment: Segment,
     value: &SortValue,
     id: Uuid,
     after: bool,
-) -> Condition {
-    let column = || Expr::col(field.column());
-    let id_col = || Expr::col(Column::Id);
+) -> Option<Condition> {
     let greater = (direction == Direction::Asc) == after;
-    let beyond = |lhs: Expr, rhs: SimpleExpr| if greater { lhs.gt(rhs) } else { lhs.lt(rhs) };
-    let id_beyond = beyond(id_col(), Expr::val(id));
-    match value {
-        SortValue::Null => {
-            let same_null_key = Condition::all().add(column().is_null()).add(id_beyond);
-            if after {
-                same_null_key
-            } else {
-                Condition::any()
-                    .add(column().is_not_null())
-                    .add(same_null_key)
-            }
+    let id_beyond = || {
+        let id_col = Expr::col(Column::Id);
+        if greater {
+            id_col.gt(id)
+        } else {
+            id_col.lt(id)
         }
-        value => {
-            let tie = Condition::all()
-                .add(column().eq(value.to_expr()))
-                .add(id_beyond);
-            let cond = Condition::any()
-                .add(beyond(column(), value.to_expr()))
-                .add(tie);
-            if after && field.nullable() {
-                return cond.add(column().is_null());
-            }
-            // The same rows, with a bound the planner can seek the (field, id) index to:
-            // without it SQLite reads the index from its start and filters, so page N costs N.
+    };
+    match (segment, value) {
+        // Null rows come after every valued row.
+        (Segment::Null, SortValue::Null) => Some(Condition::all().add(id_beyond())),
+        (Segment::Null, _) => after.then(Condition::all),
+        (Segment::Valued, SortValue::Null) => (!after).then(Condition::all),
+        (Segment::Valued, value) => {
+            let column = || Expr::col(field.column());
+            // A row-value comparison rather than `col > v OR (col = v AND id > x)`: SQLite
+            // turns that OR into two index searches and a sort; a row value is one range.
+            let key = Expr::tuple([column(), Expr::col(Column::Id)]);
+            let cursor = Expr::tuple([value.to_expr(), Expr::val(id)]);
+            let past = if greater {
+                key.gt(cursor)
+            } else {
+                key.lt(cursor)
+            };
+            // The same rows, with a bound on the column alone, which the planner can seek any
+            // index leading with it to (the unique phone index has no id).
             let bound = if greater {
                 column().gte(value.to_expr())
             } else {
                 column().lte(value.to_expr())
             };
-            Condition::all().add(bound).add(cond)
+            Some(Condition::all().add(bound).add(past))
         }
     }
 }

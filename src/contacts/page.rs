@@ -1,11 +1,11 @@
 //! Relay page requests (`first`/`after`, `last`/`before`) validated into a keyset window.
 
 use entity::contact::{Column, Model};
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::{ColumnTrait, Condition, DbBackend};
 
 use super::{
     cursor::Cursor,
-    order::{self, ContactOrder, Direction, OrderField},
+    order::{self, ContactOrder, Direction, OrderField, Segment},
 };
 use crate::error::{AppError, AppResult};
 
@@ -122,41 +122,52 @@ impl PageSpec {
         }
     }
 
-    fn beyond(&self, cursor: &Cursor, after: bool) -> Condition {
+    fn beyond(&self, segment: Segment, cursor: &Cursor, after: bool) -> Option<Condition> {
         order::seek(
             self.order.field,
             self.order.direction,
+            segment,
             &cursor.value,
             cursor.id,
             after,
         )
     }
 
-    /// Rows strictly between `after` and `before`.
-    pub fn between_cursors(&self) -> Condition {
-        let mut cond = Condition::all();
+    /// The rows of `segment` strictly between `after` and `before`; `None` when there are none.
+    pub fn between_cursors(&self, segment: Segment, backend: DbBackend) -> Option<Condition> {
+        let mut cond = segment.condition(self.order.field, backend);
         if let Some(after) = &self.after {
-            cond = cond.add(self.beyond(after, true));
+            cond = cond.add(self.beyond(segment, after, true)?);
         }
         if let Some(before) = &self.before {
-            cond = cond.add(self.beyond(before, false));
+            cond = cond.add(self.beyond(segment, before, false)?);
         }
-        cond
+        Some(cond)
     }
 
-    /// Rows on the far side of the cursor the page starts from, and the cursor's own row:
-    /// if either exists, `hasPreviousPage` (or `hasNextPage` when reading backwards) is true.
-    /// Two conditions, probed one after the other: joined with OR, SQLite would gather every
-    /// row behind the cursor before stopping at the first.
-    pub fn behind_start(&self) -> Option<[Condition; 2]> {
-        let (cursor, after) = match self.reading {
-            Reading::Forward => (self.after.as_ref()?, false),
-            Reading::Backward => (self.before.as_ref()?, true),
-        };
-        Some([
-            self.beyond(cursor, after),
-            Condition::all().add(Column::Id.eq(cursor.id)),
-        ])
+    /// The cursor the page starts from: rows on its far side (probed per segment with
+    /// [`Self::behind_start`]) or the cursor's own row make `hasPreviousPage` (or
+    /// `hasNextPage` when reading backwards) true.
+    fn start_cursor(&self) -> Option<(&Cursor, bool)> {
+        match self.reading {
+            Reading::Forward => Some((self.after.as_ref()?, false)),
+            Reading::Backward => Some((self.before.as_ref()?, true)),
+        }
+    }
+
+    /// The rows of `segment` on the far side of the starting cursor; `None` without a cursor
+    /// or when the segment has none there. Each segment is probed on its own: joined with OR,
+    /// SQLite would gather every row behind the cursor before stopping at the first.
+    pub fn behind_start(&self, segment: Segment, backend: DbBackend) -> Option<Condition> {
+        let (cursor, after) = self.start_cursor()?;
+        let rows = self.beyond(segment, cursor, after)?;
+        Some(segment.condition(self.order.field, backend).add(rows))
+    }
+
+    /// The starting cursor's own row, as a condition.
+    pub fn at_start(&self) -> Option<Condition> {
+        let (cursor, _) = self.start_cursor()?;
+        Some(Condition::all().add(Column::Id.eq(cursor.id)))
     }
 }
 

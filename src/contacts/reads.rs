@@ -8,8 +8,8 @@ use entity::{
     previous_whatsapp_user_id as previous,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select, Statement,
     sea_query::{Expr, Query, QueryStatementBuilder},
 };
 use uuid::Uuid;
@@ -17,7 +17,8 @@ use uuid::Uuid;
 use super::{
     bsuid,
     filter::ContactFilter,
-    identity, order,
+    identity,
+    order::{self, OrderField, Segment},
     page::{Page, PageSpec, Reading},
     phone::{self, PhoneFields},
     policy::MessagingRows,
@@ -26,6 +27,86 @@ use super::{
     windows,
 };
 use crate::error::AppResult;
+
+/// Whether rows without a value in the order's column can match `filter` (else the walk
+/// skips the null segment, which would read them all only to filter them out).
+fn nulls_possible(filter: &ContactFilter, field: OrderField) -> bool {
+    match field {
+        OrderField::LastWhatsappMessageAt => !filter.excludes_never_messaged(),
+        OrderField::PhoneNumber => !filter.excludes_missing_phone(),
+        OrderField::CreatedAt | OrderField::UpdatedAt => false,
+    }
+}
+
+fn segments(filter: &ContactFilter, spec: &PageSpec) -> &'static [Segment] {
+    let field = spec.order.field;
+    Segment::walk(field, spec.is_backward(), nulls_possible(filter, field))
+}
+
+/// One ordered SELECT per segment the page may reach, in walk order.
+fn page_selects(
+    backend: DbBackend,
+    filter: &ContactFilter,
+    spec: &PageSpec,
+    now: DateTime<Utc>,
+) -> Vec<Select<Entity>> {
+    let base = filter.condition(backend, now);
+    segments(filter, spec)
+        .iter()
+        .filter_map(|&segment| {
+            let rows = spec.between_cursors(segment, backend)?;
+            let select = Entity::find().filter(base.clone().add(rows));
+            let direction = spec.walk_direction();
+            Some(order::apply_order(
+                select,
+                spec.order.field,
+                direction,
+                segment,
+            ))
+        })
+        .collect()
+}
+
+/// The existence probes behind the page's starting cursor (none without one): each segment
+/// of the order in its own index order, so every probe is one index seek, then the cursor's
+/// own row by id.
+fn behind_probes(
+    backend: DbBackend,
+    filter: &ContactFilter,
+    spec: &PageSpec,
+    now: DateTime<Utc>,
+) -> Vec<Select<Entity>> {
+    let base = filter.condition(backend, now);
+    let field = spec.order.field;
+    let probe = |cond: Condition| exists_query(base.clone().add(cond));
+    let mut probes: Vec<Select<Entity>> =
+        Segment::walk(field, false, nulls_possible(filter, field))
+            .iter()
+            .filter_map(|&segment| {
+                let rows = spec.behind_start(segment, backend)?;
+                let direction = spec.walk_direction().reversed();
+                Some(order::apply_order(probe(rows), field, direction, segment))
+            })
+            .collect();
+    probes.extend(spec.at_start().map(probe));
+    probes
+}
+
+/// `COUNT(*)` of the rows matching `cond`.
+fn count_select(cond: Condition) -> Select<Entity> {
+    Entity::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .filter(cond)
+}
+
+fn exists_query(cond: Condition) -> Select<Entity> {
+    Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(cond)
+        .limit(1)
+}
 
 /// `contactStats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,48 +158,41 @@ impl ContactService {
     /// The windows and marketing choices of `ids`, in two queries however many ids: what a
     /// page of contacts needs for its messaging fields.
     pub async fn messaging_rows(&self, ids: &[Uuid]) -> AppResult<HashMap<Uuid, MessagingRows>> {
-        let mut rows: HashMap<Uuid, MessagingRows> = HashMap::new();
-        for window in windows::of_contacts(&self.db.read, ids).await? {
-            rows.entry(window.contact_id)
-                .or_default()
-                .windows
-                .push(window);
-        }
-        for choice in preferences::of_contacts(&self.db.read, ids).await? {
-            rows.entry(choice.contact_id)
-                .or_default()
-                .preferences
-                .push(choice);
-        }
-        Ok(rows)
+        messaging_rows_on(&self.db.read, ids).await
     }
 
-    /// One page in keyset order; `now` decides the window filter.
+    /// One page in keyset order; `now` decides the window filter. Each segment of the order
+    /// (valued rows, then rows without a value) is one index range, read until the page is full.
     pub async fn list(
         &self,
         filter: &ContactFilter,
         spec: &PageSpec,
         now: DateTime<Utc>,
     ) -> AppResult<Page> {
-        let base = filter.condition(self.db.backend(), now);
-        let select = Entity::find().filter(base.clone().add(spec.between_cursors()));
-        let query = order::apply_order(
-            select,
-            spec.order.field,
-            spec.walk_direction(),
-            spec.is_backward(),
-            !filter.excludes_never_messaged(),
-        );
-        let mut rows = query.limit(spec.limit + 1).all(&self.db.read).await?;
-        let has_more = rows.len() as u64 > spec.limit;
-        rows.truncate(usize::try_from(spec.limit).unwrap_or(usize::MAX));
-        let has_behind = match spec.behind_start() {
-            Some([beyond, at_cursor]) => {
-                self.exists(base.clone().add(beyond)).await?
-                    || self.exists(base.add(at_cursor)).await?
+        let wanted = usize::try_from(spec.limit).unwrap_or(usize::MAX);
+        let mut rows = Vec::new();
+        for select in page_selects(self.db.backend(), filter, spec, now) {
+            let room = wanted.saturating_add(1).saturating_sub(rows.len());
+            if room == 0 {
+                break;
             }
-            None => false,
-        };
+            let room = u64::try_from(room).unwrap_or(u64::MAX);
+            rows.extend(select.limit(room).all(&self.db.read).await?);
+        }
+        let has_more = rows.len() > wanted;
+        rows.truncate(wanted);
+        let mut has_behind = false;
+        for probe in behind_probes(self.db.backend(), filter, spec, now) {
+            if probe
+                .into_tuple::<Uuid>()
+                .one(&self.db.read)
+                .await?
+                .is_some()
+            {
+                has_behind = true;
+                break;
+            }
+        }
         if spec.is_backward() {
             rows.reverse();
         }
@@ -134,23 +208,34 @@ impl ContactService {
         })
     }
 
-    async fn exists(&self, cond: Condition) -> AppResult<bool> {
-        let found = Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(cond)
-            .limit(1);
-        Ok(found
-            .into_tuple::<Uuid>()
-            .one(&self.db.read)
-            .await?
-            .is_some())
+    /// Every statement [`Self::list`] and [`Self::count`] may run for this page and filter,
+    /// for the query-plan tests.
+    pub fn page_statements(
+        &self,
+        filter: &ContactFilter,
+        spec: &PageSpec,
+        now: DateTime<Utc>,
+    ) -> Vec<Statement> {
+        let backend = self.db.backend();
+        let limit = spec.limit + 1;
+        let pages = page_selects(backend, filter, spec, now)
+            .into_iter()
+            .map(|select| select.limit(limit).build(backend));
+        let probes = behind_probes(backend, filter, spec, now)
+            .into_iter()
+            .map(|probe| probe.build(backend));
+        let count = count_select(filter.condition(backend, now)).build(backend);
+        pages.chain(probes).chain([count]).collect()
     }
 
     /// How many contacts match, regardless of pagination.
     pub async fn count(&self, filter: &ContactFilter, now: DateTime<Utc>) -> AppResult<u64> {
         let cond = filter.condition(self.db.backend(), now);
-        Ok(Entity::find().filter(cond).count(&self.db.read).await?)
+        let count = count_select(cond)
+            .into_tuple::<i64>()
+            .one(&self.db.read)
+            .await?;
+        Ok(count.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
     /// Totals in one statement, so both numbers come from one snapshot; each is its own

@@ -1,0 +1,217 @@
+//! The statement deadline: a statement running past it is stopped on both backends, answered
+//! `QUERY_TIMEOUT` (a client error, no `Retry-After`), and its connection serves the next
+//! request at once.
+
+mod common;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::{CREATE, T0, at, code, on_postgres};
+use contacts_server::{
+    contacts::{ContactService, clock::ManualClock},
+    db::{Db, DbOptions},
+    events,
+    graphql::Limits,
+    http::{self, AppState},
+};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Long enough for every ordinary statement of these tests in a debug build.
+const DEADLINE: Duration = Duration::from_millis(300);
+/// SQLite's read test: sorting its rows takes longer than this, and a lookup far less.
+const SHORT_DEADLINE: Duration = Duration::from_millis(20);
+/// Far longer than the deadline, far shorter than the request timeout.
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+struct App {
+    base: String,
+    url: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// The real app with a short statement deadline and a single read connection, so the next
+/// read can only succeed if the stopped statement gave its connection back.
+async fn start(deadline: Duration) -> App {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let mut options = DbOptions {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+        busy_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::ZERO,
+    };
+    // Migrated as the server does, on connections without a deadline.
+    let migrator = Db::connect(&options).await.expect("database");
+    migrator.migrate().await.expect("migrations");
+    migrator.close().await;
+    options.max_connections = 1;
+    options.statement_timeout = deadline;
+    let db = Db::connect(&options).await.expect("database");
+    let events = events::start(&db, &url).await.expect("event bus");
+    let clock = ManualClock::new(at(T0));
+    let service = ContactService::new(db, Arc::new(clock), events);
+    let app = http::app(
+        AppState::new(service, Limits::default()),
+        Duration::from_secs(30),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    App {
+        base: format!("http://{addr}"),
+        url,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl App {
+    /// POSTs a request; returns the status, whether `Retry-After` was set, and the body.
+    async fn post(&self, query: &str, variables: Value) -> (u16, bool, Value) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let retry = response.headers().contains_key("retry-after");
+        (status, retry, response.json().await.expect("JSON body"))
+    }
+
+    async fn sql(&self, statements: &[String]) {
+        let db = sea_orm::Database::connect(&self.url)
+            .await
+            .expect("connect");
+        for sql in statements {
+            db.execute_unprepared(sql).await.expect(sql);
+        }
+        db.close().await.expect("close");
+    }
+}
+
+/// Asserts `body` failed with `QUERY_TIMEOUT` as a client error, after the deadline and well
+/// before the request timeout.
+fn assert_stopped(started: Instant, deadline: Duration, answer: &(u16, bool, Value)) {
+    let (status, retry, body) = answer;
+    let took = started.elapsed();
+    assert_eq!(code(&body["errors"][0]), "QUERY_TIMEOUT", "{body}");
+    assert!(*status < 500, "a client error, not {status}: {body}");
+    assert!(
+        !retry,
+        "no Retry-After for a query that would time out again"
+    );
+    assert!(
+        took >= deadline,
+        "stopped after {took:?}, before its deadline"
+    );
+    assert!(took < PROMPTLY, "stopped only after {took:?}");
+}
+
+/// A trigger that makes inserting a contact with metadata `slow: "yes"` run for ever (SQLite:
+/// an endless recursive query; PostgreSQL: a minute's sleep).
+fn slow_insert_trigger() -> Vec<String> {
+    if on_postgres() {
+        vec![
+            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.metadata ->> 'slow' = 'yes' THEN PERFORM pg_sleep(60); END IF; \
+             RETURN NEW; END $$"
+                .to_owned(),
+            "CREATE TRIGGER slow_insert BEFORE INSERT ON contacts FOR EACH ROW \
+             EXECUTE FUNCTION slow_insert()"
+                .to_owned(),
+        ]
+    } else {
+        vec![
+            "CREATE TRIGGER slow_insert BEFORE INSERT ON contacts \
+             WHEN json_extract(NEW.metadata, '$.slow') = 'yes' BEGIN \
+             SELECT count(*) FROM (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL \
+             SELECT x + 1 FROM r) SELECT x FROM r); END"
+                .to_owned(),
+        ]
+    }
+}
+
+#[tokio::test]
+async fn a_write_past_its_deadline_is_stopped_and_the_writer_is_free_again() {
+    let app = start(DEADLINE).await;
+    app.sql(&slow_insert_trigger()).await;
+    let slow = json!({ "input": { "phoneNumber": "+56911110001", "metadata": { "slow": "yes" } } });
+    let started = Instant::now();
+    let answer = app.post(CREATE, slow).await;
+    assert_stopped(started, DEADLINE, &answer);
+    assert_eq!(answer.2["data"]["createContact"], Value::Null);
+
+    // SQLite has one writer connection: this only succeeds if the stopped insert released it.
+    let started = Instant::now();
+    let next = json!({ "input": { "phoneNumber": "+56911110002" } });
+    let (_, _, body) = app.post(CREATE, next).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(started.elapsed() < PROMPTLY);
+    let (_, _, body) = app.post("{ contactStats { total } }", json!({})).await;
+    assert_eq!(body["data"]["contactStats"]["total"], 1, "{body}");
+}
+
+/// SQLite: a read no index serves (the test drops the one it would use) over 300,000 rows.
+/// PostgreSQL: a read waiting on a lock another session holds.
+#[tokio::test]
+async fn a_read_past_its_deadline_is_stopped_and_its_connection_is_free_again() {
+    let deadline = if on_postgres() {
+        DEADLINE
+    } else {
+        SHORT_DEADLINE
+    };
+    let app = start(deadline).await;
+    let (_, _, created) = app
+        .post(
+            CREATE,
+            json!({ "input": { "phoneNumber": "+56911110003" } }),
+        )
+        .await;
+    let id = created["data"]["createContact"]["contact"]["id"].clone();
+    let query = "{ contacts(first: 1, orderBy: {field: CREATED_AT, direction: DESC}) \
+                 { nodes { id } } }";
+    let lock_holder = if on_postgres() {
+        // One connection, so the ROLLBACK below runs in the session holding the lock.
+        let mut options = sea_orm::ConnectOptions::new(app.url.clone());
+        options.max_connections(1);
+        let db = sea_orm::Database::connect(options).await.expect("connect");
+        db.execute_unprepared("BEGIN; LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        Some(db)
+    } else {
+        app.sql(&[
+            "DROP INDEX idx_contacts_created_at_id".to_owned(),
+            "INSERT INTO contacts (id, phone_number, metadata, created_at, updated_at) \
+             WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 300000) \
+             SELECT randomblob(16), printf('+1555%07d', x), \
+             '{}', printf('2026-01-01T00:00:00.%06dZ', x), '2026-01-01T00:00:00Z' FROM r"
+                .to_owned(),
+        ])
+        .await;
+        None
+    };
+    let started = Instant::now();
+    let answer = app.post(query, json!({})).await;
+    assert_stopped(started, deadline, &answer);
+
+    if let Some(db) = lock_holder {
+        db.execute_unprepared("ROLLBACK").await.expect("unlock");
+        db.close().await.expect("close");
+    }
+    let started = Instant::now();
+    let lookup = "query($id: ID!) { contact(id: $id) { id } }";
+    let (_, _, body) = app.post(lookup, json!({ "id": id })).await;
+    assert_eq!(body["data"]["contact"]["id"], id, "{body}");
+    assert!(started.elapsed() < PROMPTLY);
+}
