@@ -269,3 +269,157 @@ async fn counts_read_an_index_not_the_table() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Windows on two business numbers for every contact that messaged, and marketing choices
+/// (an opt-out for all numbers, a resume on one) for one contact in a hundred.
+fn fill_messaging(postgres: bool) -> [String; 3] {
+    let number = if postgres {
+        "CASE WHEN random() < 0.5 THEN '1001' ELSE '1002' END"
+    } else {
+        "CASE WHEN abs(random()) % 2 = 0 THEN '1001' ELSE '1002' END"
+    };
+    let every_hundredth = if postgres {
+        "get_byte(uuid_send(id), 15) % 100 = 0"
+    } else {
+        "unicode(substr(id, 16, 1)) % 100 = 0"
+    };
+    [
+        format!(
+            "INSERT INTO contact_whatsapp_windows (contact_id, business_phone_number_id, \
+             last_inbound_at) SELECT id, {number}, last_whatsapp_message_at FROM contacts \
+             WHERE last_whatsapp_message_at IS NOT NULL"
+        ),
+        format!(
+            "INSERT INTO contact_marketing_preferences (contact_id, business_phone_number_id, \
+             opted_out, recorded_at) SELECT id, '', true, created_at FROM contacts \
+             WHERE {every_hundredth}"
+        ),
+        "UPDATE contacts SET blocked = true WHERE id IN \
+         (SELECT contact_id FROM contact_marketing_preferences)"
+            .into(),
+    ]
+}
+
+/// The messaging filters (on one business number and on any): the contacts are walked along
+/// an index, nothing sorted or scanned whole; each window is probed by key. The window
+/// filters are asserted with the last-message order, whose index they share (in another
+/// order the few open windows are found on that index and sorted, as for the plain window
+/// filter above); the marketing filters with both. The opted-out side reads the opt-outs,
+/// which are few, as a set. Counts are left to `counts_read_an_index_not_the_table`.
+#[tokio::test]
+async fn messaging_filters_walk_indexes_and_probe_by_key() {
+    let (service, raw, _dir) = filled_service().await;
+    for statement in fill_messaging(on_postgres()) {
+        raw.execute_unprepared(&statement).await.expect("fill");
+    }
+    raw.execute_unprepared("ANALYZE").await.expect("analyze");
+    let now = at(T0);
+    let on = |number: Option<&str>| number.map(str::to_owned);
+    let filters = [
+        (
+            "open on a number",
+            FilterInput {
+                business_phone_number_id: on(Some("1001")),
+                whatsapp_window_open: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "closed on a number",
+            FilterInput {
+                business_phone_number_id: on(Some("1001")),
+                whatsapp_window_open: Some(false),
+                ..Default::default()
+            },
+        ),
+        (
+            "free-form on a number",
+            FilterInput {
+                business_phone_number_id: on(Some("1001")),
+                messaging_free_form: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "marketing allowed",
+            FilterInput {
+                marketing_allowed: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "marketing refused on a number",
+            FilterInput {
+                business_phone_number_id: on(Some("1002")),
+                marketing_allowed: Some(false),
+                ..Default::default()
+            },
+        ),
+    ];
+    let orders = [
+        ContactOrder::default(),
+        ContactOrder {
+            field: OrderField::LastWhatsappMessageAt,
+            direction: Direction::Desc,
+        },
+    ];
+    let windows_read_whole = |line: &str| {
+        if on_postgres() {
+            line.contains("Seq Scan on contact_whatsapp_windows")
+        } else {
+            ["SCAN w", "SCAN q"]
+                .iter()
+                .any(|scan| line.starts_with(scan) && !line.contains("INDEX"))
+        }
+    };
+    let mut failures = Vec::new();
+    for (name, input) in filters {
+        let filter = ContactFilter::parse(input, "filter").expect("filter");
+        for order in orders {
+            if name.contains("on a number")
+                && !name.starts_with("marketing")
+                && order.field != OrderField::LastWhatsappMessageAt
+            {
+                continue;
+            }
+            let page = spec(order, first(50, None));
+            let mut statements = service.page_statements(&filter, &page, now);
+            statements.pop();
+            for statement in statements {
+                let mut bad = bad_plan_lines(&raw, &statement).await;
+                let plan = plan_lines(&raw, &statement).await;
+                bad.extend(plan.into_iter().filter(|l| windows_read_whole(l)));
+                if !bad.is_empty() {
+                    failures.push(format!(
+                        "{name}, {:?}:\n  {}\n  {}",
+                        order.field.name(),
+                        statement.sql,
+                        bad.join("\n  ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every line of a statement's plan.
+async fn plan_lines(db: &sea_orm::DatabaseConnection, statement: &Statement) -> Vec<String> {
+    let postgres = on_postgres();
+    let prefix = if postgres {
+        "EXPLAIN "
+    } else {
+        "EXPLAIN QUERY PLAN "
+    };
+    let explain = Statement {
+        sql: format!("{prefix}{}", statement.sql),
+        ..statement.clone()
+    };
+    let column = if postgres { "QUERY PLAN" } else { "detail" };
+    db.query_all_raw(explain)
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.try_get::<String>("", column).expect("plan line"))
+        .collect()
+}
