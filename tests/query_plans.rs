@@ -386,8 +386,12 @@ async fn messaging_filters_walk_indexes_and_probe_by_key() {
             let mut statements = service.page_statements(&filter, &page, now);
             statements.pop();
             for statement in statements {
-                let mut bad = bad_plan_lines(&raw, &statement).await;
                 let plan = plan_lines(&raw, &statement).await;
+                let mut bad = if on_postgres() {
+                    contacts_scanned_or_sorted(&plan)
+                } else {
+                    bad_plan_lines(&raw, &statement).await
+                };
                 bad.extend(plan.into_iter().filter(|l| windows_read_whole(l)));
                 if !bad.is_empty() {
                     failures.push(format!(
@@ -401,6 +405,24 @@ async fn messaging_filters_walk_indexes_and_probe_by_key() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// PostgreSQL plan lines that scan `contacts` whole or sort its rows. Sorting the few
+/// opt-outs (`p`, `q`) for a merge join is not sorting the table.
+fn contacts_scanned_or_sorted(plan: &[String]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (index, line) in plan.iter().enumerate() {
+        let sorts_side_table = plan.get(index + 1).is_some_and(|next| {
+            let next = next.trim_start();
+            next.starts_with("Sort Key: p.") || next.starts_with("Sort Key: q.")
+        });
+        let node = line.trim_start().trim_start_matches("->  ");
+        let sort = node.starts_with("Sort ") && !node.starts_with("Sort Key");
+        if line.contains("Seq Scan on contacts") || (sort && !sorts_side_table) {
+            bad.push(line.clone());
+        }
+    }
+    bad
 }
 
 /// Every line of a statement's plan.
