@@ -196,7 +196,57 @@ async fn random_history(seed: u64, steps: usize) {
         let label = format!("seed {seed} step {step}");
         let phone = PHONES[rng.usize(..PHONES.len())];
         let number = NUMBERS[rng.usize(..NUMBERS.len())];
-        match rng.u8(0..10) {
+        match rng.u8(0..14) {
+            10 => {
+                let t = json!(fmt(instant(&mut rng, now)));
+                let (_, body) = app
+                    .post(
+                        "mutation($p: String!, $at: DateTime) { upsertContact(input: { phoneNumber: $p, lastWhatsappMessageAt: $at }) { contact { id } } }",
+                        json!({ "p": phone, "at": t }),
+                    )
+                    .await;
+                assert!(body.get("errors").is_none(), "{label}: {body}");
+            }
+            11 => {
+                let t = fmt(instant(&mut rng, now));
+                let u = BSUIDS[rng.usize(..3)];
+                let (_, body) = app
+                    .post(
+                        "mutation($c: [CreateContactInput!]!) { importContacts(contacts: $c) { created updated failed { index code message } } }",
+                        json!({ "c": [
+                            { "phoneNumber": phone, "lastWhatsappMessageAt": t },
+                            { "whatsappUserId": u, "lastWhatsappMessageAt": t },
+                        ] }),
+                    )
+                    .await;
+                assert!(body.get("errors").is_none(), "{label}: {body}");
+                for f in body["data"]["importContacts"]["failed"].as_array().into_iter().flatten() {
+                    assert_ne!(f["code"], "INTERNAL_SERVER_ERROR", "{label}: {body}");
+                }
+            }
+            12 => {
+                let t = fmt(instant(&mut rng, now));
+                let (_, body) = app
+                    .post(
+                        "mutation($p: String!, $at: DateTime) { recordWhatsappMessage(phoneNumber: $p, receivedAt: $at) { contact { id } } }",
+                        json!({ "p": phone, "at": t }),
+                    )
+                    .await;
+                assert!(body.get("errors").is_none(), "{label}: {body}");
+            }
+            13 => {
+                if rng.u8(0..4) == 0 {
+                    let list = app.data("{ contacts(first: 100) { nodes { id } } }", json!({})).await;
+                    let nodes = list["contacts"]["nodes"].as_array().unwrap().clone();
+                    if !nodes.is_empty() {
+                        let id = nodes[rng.usize(..nodes.len())]["id"].clone();
+                        let (_, body) = app
+                            .post("mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }", json!({ "id": id }))
+                            .await;
+                        assert!(body.get("errors").is_none(), "{label}: {body}");
+                    }
+                }
+            }
             0..=2 => {
                 let t = instant(&mut rng, now);
                 times.push(t);
@@ -296,5 +346,74 @@ async fn fields_filters_and_counts_agree_on_random_histories() {
         .unwrap_or(6);
     for seed in 0..seeds {
         random_history(seed, 60).await;
+    }
+}
+
+/// Concurrent writers of the same people on several numbers (messages, hand-written
+/// times, choices at equal instants, events that merge a BSUID-only contact into a phone
+/// contact), then the same agreement and `lastWhatsappMessageAt` = latest window.
+#[tokio::test]
+async fn concurrent_writers_keep_the_contact_level_time_the_latest_window() {
+    let app = std::sync::Arc::new(TestApp::start().await);
+    for round in 0..4u64 {
+        let mut tasks = vec![];
+        for task in 0..24u64 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = fastrand::Rng::with_seed(round * 100 + task);
+                let now = at(T0);
+                for _ in 0..6 {
+                    let phone = PHONES[rng.usize(..3)];
+                    let number = NUMBERS[rng.usize(..NUMBERS.len())];
+                    let t = fmt(now - TimeDelta::seconds(rng.i64(0..60 * 60 * 30)));
+                    let body = match rng.u8(0..5) {
+                        0 => {
+                            let u = BSUIDS[rng.usize(..3)];
+                            let p = rng.bool().then_some(phone);
+                            app.post(INBOUND, json!({ "p": p, "u": u, "n": number, "at": t }))
+                                .await
+                                .1
+                        }
+                        1 => {
+                            let out = rng.bool();
+                            app.post(
+                                PREFERENCE,
+                                json!({ "p": phone, "n": number, "out": out, "at": "2026-11-24T06:00:00Z" }),
+                            )
+                            .await
+                            .1
+                        }
+                        2 => {
+                            let list = app
+                                .data("{ contacts(first: 100) { nodes { id } } }", json!({}))
+                                .await;
+                            let nodes = list["contacts"]["nodes"].as_array().unwrap().clone();
+                            if nodes.is_empty() {
+                                continue;
+                            }
+                            let id = nodes[rng.usize(..nodes.len())]["id"].clone();
+                            let t = if rng.bool() { Value::Null } else { json!(t) };
+                            app.post(UPDATE, json!({ "id": id, "at": t })).await.1
+                        }
+                        _ => {
+                            app.post(INBOUND, json!({ "p": phone, "n": number, "at": t }))
+                                .await
+                                .1
+                        }
+                    };
+                    if let Some(err) = body.get("errors") {
+                        let c = code(&err[0]);
+                        assert!(
+                            ["CONFLICT", "NOT_FOUND"].contains(&c),
+                            "round {round} task {task}: {body}"
+                        );
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        check_all(&app, &format!("concurrent round {round}")).await;
     }
 }
