@@ -1,4 +1,4 @@
-//! Attack on the messaging policy (issue 11): random histories of inbound events on several
+//! The messaging policy under random histories (from an outside review): random histories of inbound events on several
 //! business numbers, marketing choices, blocks, hand-written times and merges, with the
 //! clock moved to window boundaries; after every step the fields, the filters and
 //! `contactStats` must agree, and `lastWhatsappMessageAt` must be the latest window.
@@ -220,7 +220,11 @@ async fn random_history(seed: u64, steps: usize) {
                     )
                     .await;
                 assert!(body.get("errors").is_none(), "{label}: {body}");
-                for f in body["data"]["importContacts"]["failed"].as_array().into_iter().flatten() {
+                for f in body["data"]["importContacts"]["failed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     assert_ne!(f["code"], "INTERNAL_SERVER_ERROR", "{label}: {body}");
                 }
             }
@@ -236,7 +240,9 @@ async fn random_history(seed: u64, steps: usize) {
             }
             13 => {
                 if rng.u8(0..4) == 0 {
-                    let list = app.data("{ contacts(first: 100) { nodes { id } } }", json!({})).await;
+                    let list = app
+                        .data("{ contacts(first: 100) { nodes { id } } }", json!({}))
+                        .await;
                     let nodes = list["contacts"]["nodes"].as_array().unwrap().clone();
                     if !nodes.is_empty() {
                         let id = nodes[rng.usize(..nodes.len())]["id"].clone();
