@@ -6,7 +6,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
 };
 
-use entity::contact::{Column, Entity, Model};
+use entity::{
+    contact::{Column, Entity, Model},
+    whatsapp_window,
+};
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::{
@@ -18,6 +21,7 @@ use tokio::sync::{
 };
 use uuid::Uuid;
 
+use super::windows;
 use crate::{
     db::Db,
     error::{AppError, AppResult},
@@ -46,9 +50,22 @@ pub(super) enum Fanned {
 pub(super) struct Delivered {
     pub(super) change: ContactChange,
     row: Result<Option<Model>, Arc<AppError>>,
+    /// The contact's windows per business number, read by the first subscriber that needs
+    /// them and shared with the rest (per-number window subscriptions).
+    windows: tokio::sync::OnceCell<Vec<whatsapp_window::Model>>,
 }
 
 impl Delivered {
+    /// The contact's windows after the change, read once for every subscriber that asks.
+    pub(super) async fn windows(&self, db: &Db) -> AppResult<&[whatsapp_window::Model]> {
+        let id = self.change.contact_id;
+        let rows = self
+            .windows
+            .get_or_try_init(|| windows::of_contacts(&db.read, std::slice::from_ref(&id)))
+            .await?;
+        Ok(rows)
+    }
+
     /// The row, or the read's failure (told to every subscriber that wanted the row).
     pub(super) fn row(&self) -> AppResult<Option<Model>> {
         match &self.row {
@@ -253,6 +270,7 @@ impl Reader {
                         (Err(err), _) => Err(err.clone()),
                     },
                     change,
+                    windows: tokio::sync::OnceCell::new(),
                 })),
                 Ok(BusMessage::Resync) => Fanned::Resync,
                 Err(RecvError::Lagged(missed)) => Fanned::Lagged(missed),
