@@ -305,7 +305,7 @@ fn fill_messaging(postgres: bool) -> [String; 3] {
 /// filters are asserted with the last-message order, whose index they share (in another
 /// order the few open windows are found on that index and sorted, as for the plain window
 /// filter above); the marketing filters with both. The opted-out side reads the opt-outs,
-/// which are few, as a set. Counts are left to `counts_read_an_index_not_the_table`.
+/// which are few, as a set.
 #[tokio::test]
 async fn messaging_filters_walk_indexes_and_probe_by_key() {
     let (service, raw, _dir) = filled_service().await;
@@ -384,7 +384,11 @@ async fn messaging_filters_walk_indexes_and_probe_by_key() {
             }
             let page = spec(order, first(50, None));
             let mut statements = service.page_statements(&filter, &page, now);
-            statements.pop();
+            // The count of open windows on a number reads them from the number's index; the
+            // other counts are left to `counts_read_an_index_not_the_table`.
+            if name != "open on a number" {
+                statements.pop();
+            }
             for statement in statements {
                 let plan = plan_lines(&raw, &statement).await;
                 let mut bad = if on_postgres() {
