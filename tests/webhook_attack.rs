@@ -216,3 +216,19 @@ async fn a_large_delivery_does_not_starve_graphql_writes() {
         "a GraphQL write waited {waited:?} behind one webhook delivery"
     );
 }
+
+/// Finding (PostgreSQL): a `timestamp` chrono accepts but `timestamptz` cannot hold (before
+/// 4713 BC) is not refused by the parser or the domain (only the future is), so the write
+/// fails, the delivery is a 5xx on every retry for 7 days, and the other messages of the
+/// delivery are never recorded. SQLite stores "-5953-10-25T11:33:20Z". Expected: refused as
+/// invalid (or the delivery's other messages recorded), never a 5xx.
+#[tokio::test]
+async fn a_timestamp_before_the_databases_range_is_not_a_5xx() {
+    let app = app().await;
+    let mut ancient = text("4915112345621", "wamid.ancient");
+    ancient["timestamp"] = json!("-250000000000");
+    let body = delivery(json!([]), json!([ancient, text("4915112345622", "wamid.now")]));
+    let status = deliver(&app, &body).await;
+    assert!(!status.is_server_error(), "{status}");
+    assert!(by_phone(&app, "+4915112345622").await.is_object());
+}
