@@ -57,6 +57,14 @@ async fn message_with_an_empty_profile_name_still_opens_the_window() {
         contact["lastWhatsappMessageAt"].is_string(),
         "the message was dropped: {contact}"
     );
+    // The same with an empty username (a user who has none).
+    let body = delivery(
+        json!([{ "profile": { "name": "N", "username": "" }, "wa_id": "4915112345679" }]),
+        json!([text("4915112345679", "wamid.empty-username")]),
+    );
+    assert_eq!(deliver(&app, &body).await, 200);
+    let contact = by_phone(&app, "+4915112345679").await;
+    assert!(contact.is_object(), "the message was dropped: {contact}");
 }
 
 /// Finding: `contacts[]` holding one entry that is not the sender (another wa_id and BSUID)
