@@ -32,7 +32,7 @@ use crate::{
 
 /// Valid rows per transaction: one commit (one sync) per 10,000 rows, in statements of
 /// [`BATCH_ROWS`]; a batch waits in memory (a few MiB) until it is full.
-const TRANSACTION_ROWS: usize = 50 * BATCH_ROWS;
+const TRANSACTION_ROWS: usize = 10 * BATCH_ROWS;
 
 /// Exit status when the import finished but rejected rows.
 const REJECTED_ROWS: u8 = 3;
