@@ -255,7 +255,8 @@ async fn identity_lookups_use_their_indexes() {
         (
             "SELECT * FROM contacts WHERE phone_number IS NULL",
             if on_postgres() {
-                "contacts_phone_number_key"
+                // The partial index of phone-less contacts (the phone order's null segment).
+                "idx_contacts_without_phone_id"
             } else {
                 "USING INDEX sqlite_autoindex_contacts_2 (phone_number=?)"
             },
