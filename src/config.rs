@@ -460,6 +460,14 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_deadline_ends_before_its_request_timeout() {
+        let default = config(&[]).database_options().statement_timeout;
+        assert_eq!(default, Duration::from_secs(15));
+        let capped = config(&["--request-timeout-secs", "10"]).database_options();
+        assert_eq!(capped.statement_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
     fn loopback_names() {
         for name in ["localhost", "API.localhost.", "127.0.0.2", "[::1]", "::1"] {
             assert!(is_loopback_name(name), "{name}");
