@@ -248,7 +248,7 @@ async fn upsert_on<'a, C: ConnectionTrait>(
     let mut note = |id: Uuid, contact: &'a NewContact, created: bool| {
         let last = contact.last_whatsapp_message_at;
         if !contact.messaging.is_empty() {
-            states.push((id, &contact.messaging, last));
+            states.push((id, &contact.messaging, last, created));
         }
         if let (None, Some(at)) = (&contact.messaging.windows, last) {
             message_times.push((id, at, created));
@@ -261,7 +261,11 @@ async fn upsert_on<'a, C: ConnectionTrait>(
             continue;
         };
         let Some(current) = stored.get(phone.e164.as_str()) else {
-            let row = contact_row(contact, Uuid::now_v7(), now, now);
+            let mut row = contact_row(contact, Uuid::now_v7(), now, now);
+            let last = contact.last_whatsapp_message_at;
+            if let Some(at) = contact.messaging.contact_level_time(last) {
+                row.last_whatsapp_message_at = at;
+            }
             note(row.id, contact, true);
             changes.push(change(ChangeKind::Created, row.id, now));
             created.push(row);
@@ -289,8 +293,9 @@ async fn upsert_on<'a, C: ConnectionTrait>(
     for contact in by_identity {
         let (mut row, created) = identity::upsert(conn, contact, now).await?;
         let last = contact.last_whatsapp_message_at;
+        // Rolled up again whether new or not: the identity path wrote the given time.
         if !contact.messaging.is_empty() {
-            states.push((row.id, &contact.messaging, last));
+            states.push((row.id, &contact.messaging, last, false));
         }
         if let (None, Some(at)) = (&contact.messaging.windows, last) {
             windows::written_by_hand(conn, &mut row, Some(at), created).await?;

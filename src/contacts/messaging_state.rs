@@ -102,6 +102,13 @@ impl MessagingState {
         Some(windows)
     }
 
+    /// The contact-level `lastWhatsappMessageAt` this state gives a contact: the latest of
+    /// its windows when the file lists them (`None` inside: no window), else not its say.
+    pub fn contact_level_time(&self, last: Option<DateTime<Utc>>) -> Option<Option<DateTime<Utc>>> {
+        let windows = self.effective_windows(last)?;
+        Some(windows.iter().map(|w| w.1).max())
+    }
+
     /// True when importing this state over `stored` changes nothing.
     pub fn matches(&self, last: Option<DateTime<Utc>>, stored: &MessagingRows) -> bool {
         let windows_same = self.effective_windows(last).is_none_or(|wanted| {
@@ -166,24 +173,32 @@ fn distinct<T>(list: Vec<T>, number: impl Fn(&T) -> &String, field: &str) -> App
     Ok(list)
 }
 
-/// Replaces the windows and choices of imported contacts `(id, state, lastWhatsappMessageAt)`
-/// where the file gave them, in a few statements per batch. A given `lastWhatsappMessageAt`
-/// later than every listed window is the window of no number (as a time written by hand);
-/// the contact-level time becomes the latest window.
+/// An imported contact's messaging state: its id, the state its row gives, the row's
+/// `lastWhatsappMessageAt`, and whether the contact was just created (nothing stored to
+/// replace, and its contact-level time already [`MessagingState::contact_level_time`]).
+pub type ImportedState<'a> = (Uuid, &'a MessagingState, Option<DateTime<Utc>>, bool);
+
+/// Replaces the windows and choices of imported contacts where the file gave them, in a few
+/// statements per batch. A given `lastWhatsappMessageAt` later than every listed window is
+/// the window of no number (as a time written by hand); the contact-level time becomes the
+/// latest window.
 pub async fn replace_many<C: ConnectionTrait>(
     conn: &C,
-    rows: &[(Uuid, &MessagingState, Option<DateTime<Utc>>)],
+    rows: &[ImportedState<'_>],
 ) -> AppResult<()> {
     let with_windows: Vec<_> = rows.iter().filter(|r| r.1.windows.is_some()).collect();
-    if !with_windows.is_empty() {
-        let ids = with_windows.iter().map(|r| r.0);
+    // Only contacts that existed have windows to remove and a time to roll up again.
+    let existing: Vec<Uuid> = with_windows.iter().filter(|r| !r.3).map(|r| r.0).collect();
+    if !existing.is_empty() {
         whatsapp_window::Entity::delete_many()
-            .filter(whatsapp_window::Column::ContactId.is_in(ids.clone()))
+            .filter(whatsapp_window::Column::ContactId.is_in(existing.iter().copied()))
             .exec(conn)
             .await?;
+    }
+    if !with_windows.is_empty() {
         let windows: Vec<_> = with_windows
             .iter()
-            .flat_map(|(id, state, last)| {
+            .flat_map(|(id, state, last, _)| {
                 state
                     .effective_windows(*last)
                     .unwrap_or_default()
@@ -203,6 +218,8 @@ pub async fn replace_many<C: ConnectionTrait>(
                 .exec_without_returning(conn)
                 .await?;
         }
+    }
+    if !existing.is_empty() {
         contact::Entity::update_many()
             .col_expr(
                 contact::Column::LastWhatsappMessageAt,
@@ -211,7 +228,7 @@ pub async fn replace_many<C: ConnectionTrait>(
                      WHERE w.contact_id = contacts.id)",
                 ),
             )
-            .filter(contact::Column::Id.is_in(ids))
+            .filter(contact::Column::Id.is_in(existing))
             .exec(conn)
             .await?;
     }
@@ -223,7 +240,7 @@ pub async fn replace_many<C: ConnectionTrait>(
             .await?;
         let choices: Vec<_> = with_choices
             .iter()
-            .flat_map(|(id, state, _)| {
+            .flat_map(|(id, state, _, _)| {
                 state
                     .preferences
                     .iter()
