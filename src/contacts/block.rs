@@ -1,13 +1,14 @@
 //! The business's block of a user (Meta's block API): nothing may be sent to a blocked user.
 //! Meta lets a business block only users who wrote within the last 24 hours.
 
-use entity::contact::{ActiveModel, Entity, Model};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
+use entity::contact::{ActiveModel, Model};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
 
 use super::{
     service::{ContactService, change},
     window,
+    writes::locked,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -21,11 +22,7 @@ impl ContactService {
     pub async fn set_blocked(&self, id: Uuid, blocked: bool) -> AppResult<Model> {
         let now = self.now();
         let txn = self.begin_write().await?;
-        let current = Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
+        let current = locked(&txn, id).await?;
         if current.blocked == blocked {
             return Ok(current);
         }

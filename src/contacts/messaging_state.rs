@@ -3,10 +3,8 @@
 //! export → import gives the same contacts.
 
 use chrono::{DateTime, Utc};
-use entity::{contact, marketing_preference, whatsapp_window};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
-};
+use entity::{marketing_preference, whatsapp_window};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{input, policy::MessagingRows, windows};
@@ -219,19 +217,7 @@ pub async fn replace_many<C: ConnectionTrait>(
                 .await?;
         }
     }
-    if !existing.is_empty() {
-        contact::Entity::update_many()
-            .col_expr(
-                contact::Column::LastWhatsappMessageAt,
-                Expr::cust(
-                    "(SELECT MAX(w.last_inbound_at) FROM contact_whatsapp_windows w \
-                     WHERE w.contact_id = contacts.id)",
-                ),
-            )
-            .filter(contact::Column::Id.is_in(existing))
-            .exec(conn)
-            .await?;
-    }
+    windows::roll_up_many(conn, existing).await?;
     let with_choices: Vec<_> = rows.iter().filter(|r| r.1.preferences.is_some()).collect();
     if !with_choices.is_empty() {
         marketing_preference::Entity::delete_many()

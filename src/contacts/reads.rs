@@ -166,14 +166,8 @@ impl ContactService {
         &self,
         ids: &[Uuid],
     ) -> AppResult<HashMap<Uuid, Vec<entity::whatsapp_window::Model>>> {
-        let mut by_contact: HashMap<Uuid, Vec<_>> = HashMap::new();
-        for window in windows::of_contacts(&self.db.read, ids).await? {
-            by_contact
-                .entry(window.contact_id)
-                .or_default()
-                .push(window);
-        }
-        Ok(by_contact)
+        let rows = windows::of_contacts(&self.db.read, ids).await?;
+        Ok(by_contact(rows, |window| window.contact_id))
     }
 
     /// The marketing choices of `ids`, in one query.
@@ -181,14 +175,8 @@ impl ContactService {
         &self,
         ids: &[Uuid],
     ) -> AppResult<HashMap<Uuid, Vec<entity::marketing_preference::Model>>> {
-        let mut by_contact: HashMap<Uuid, Vec<_>> = HashMap::new();
-        for choice in preferences::of_contacts(&self.db.read, ids).await? {
-            by_contact
-                .entry(choice.contact_id)
-                .or_default()
-                .push(choice);
-        }
-        Ok(by_contact)
+        let rows = preferences::of_contacts(&self.db.read, ids).await?;
+        Ok(by_contact(rows, |choice| choice.contact_id))
     }
 
     /// One page in keyset order; `now` decides the window filter. Each segment of the order
@@ -337,4 +325,13 @@ pub(super) async fn messaging_rows_on<C: ConnectionTrait>(
             .push(choice);
     }
     Ok(rows)
+}
+
+/// `rows` grouped by contact, in their order.
+fn by_contact<T>(rows: Vec<T>, contact: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
+    let mut grouped: HashMap<Uuid, Vec<T>> = HashMap::new();
+    for row in rows {
+        grouped.entry(contact(&row)).or_default().push(row);
+    }
+    grouped
 }

@@ -170,19 +170,25 @@ pub async fn written_by_hand_many<C: ConnectionTrait>(
     Entity::insert_many(windows)
         .exec_without_returning(conn)
         .await?;
-    if !existing.is_empty() {
-        contact::Entity::update_many()
-            .col_expr(
-                contact::Column::LastWhatsappMessageAt,
-                Expr::cust(
-                    "(SELECT MAX(w.last_inbound_at) FROM contact_whatsapp_windows w \
-                     WHERE w.contact_id = contacts.id)",
-                ),
-            )
-            .filter(contact::Column::Id.is_in(existing))
-            .exec(conn)
-            .await?;
+    roll_up_many(conn, existing).await
+}
+
+/// [`roll_up`] for many contacts in one statement.
+pub async fn roll_up_many<C: ConnectionTrait>(conn: &C, ids: Vec<Uuid>) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
     }
+    contact::Entity::update_many()
+        .col_expr(
+            contact::Column::LastWhatsappMessageAt,
+            Expr::cust(
+                "(SELECT MAX(w.last_inbound_at) FROM contact_whatsapp_windows w \
+                 WHERE w.contact_id = contacts.id)",
+            ),
+        )
+        .filter(contact::Column::Id.is_in(ids))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

@@ -166,13 +166,7 @@ impl ContactService {
     pub async fn update(&self, id: Uuid, changes: ContactChanges) -> AppResult<Model> {
         let now = self.now();
         let txn = self.begin_write().await?;
-        // Locked, so a concurrent merge or inbound event of this contact goes first or after
-        // (a contact merged away meanwhile is then NOT_FOUND, not a failed UPDATE).
-        let current = Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))?;
+        let current = locked(&txn, id).await?;
         let mut row: ActiveModel = current.clone().into();
         apply_phone_changes(&mut row, &current, &changes)?;
         if let Some(metadata) = changes.metadata {
@@ -325,5 +319,16 @@ pub(super) async fn touched<C: sea_orm::ConnectionTrait>(
         .exec_with_returning(conn)
         .await?
         .pop()
+        .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))
+}
+
+/// The contact, locked for the rest of the transaction, so a concurrent merge or inbound event
+/// of it goes first or after (a contact merged away meanwhile is then `NOT_FOUND`, not a
+/// failed UPDATE).
+pub(super) async fn locked<C: sea_orm::ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<Model> {
+    Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
         .ok_or_else(|| AppError::not_found(format!("no contact with id {id}")))
 }
