@@ -24,7 +24,7 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Created => "CREATED",
             Self::Updated => "UPDATED",
@@ -33,7 +33,7 @@ impl ChangeKind {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         [Self::Created, Self::Updated, Self::Deleted, Self::Merged]
             .into_iter()
             .find(|kind| kind.name() == name)

@@ -3,6 +3,8 @@
 pub mod block;
 pub mod bsuid;
 pub mod bulk;
+pub mod change_cursor;
+pub mod changelog;
 pub mod clock;
 pub mod cursor;
 mod fanout;
