@@ -155,51 +155,67 @@ pub struct ChangeRead {
     pub has_more: bool,
 }
 
+/// Up to `limit` changes after position `after`, in commit order.
+pub(super) async fn read_after<C: ConnectionTrait>(
+    conn: &C,
+    after: i64,
+    limit: u64,
+) -> AppResult<ChangeRead> {
+    let rows = Entity::find()
+        .filter(Column::Position.gt(after))
+        .order_by_asc(Column::Position)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let has_more = rows.len() as u64 > limit;
+    let changes = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(LoggedChange::from_row)
+        .collect::<AppResult<_>>()?;
+    Ok(ChangeRead { changes, has_more })
+}
+
+/// The newest position committed (the newest pruned when the log is empty; 0 at first).
+pub(super) async fn head<C: ConnectionTrait>(conn: &C) -> AppResult<i64> {
+    let newest = Entity::find()
+        .select_only()
+        .column_as(Column::Position.max(), "head")
+        .into_tuple::<Option<i64>>()
+        .one(conn)
+        .await?
+        .flatten();
+    match newest {
+        Some(head) => Ok(head),
+        None => pruned_through(conn).await,
+    }
+}
+
+/// Cursors before this position are expired.
+async fn pruned_through<C: ConnectionTrait>(conn: &C) -> AppResult<i64> {
+    let horizon = contact_change_horizon::Entity::find_by_id(1)
+        .one(conn)
+        .await?;
+    Ok(horizon.map_or(0, |row| row.pruned_through))
+}
+
 impl ContactService {
     /// Up to `limit` changes after position `after` (from the oldest kept when `None`), in
     /// commit order. `CURSOR_EXPIRED` when changes after `after` may have been pruned.
     pub async fn changes_after(&self, after: Option<i64>, limit: u64) -> AppResult<ChangeRead> {
-        let rows = Entity::find()
-            .filter(Column::Position.gt(after.unwrap_or(0)))
-            .order_by_asc(Column::Position)
-            .limit(limit + 1)
-            .all(&self.db.read)
-            .await?;
+        let read = read_after(&self.db.read, after.unwrap_or(0), limit).await?;
         // Checked after the read: a prune that committed before it is seen here.
         if let Some(after) = after
-            && after < self.pruned_through().await?
+            && after < pruned_through(&self.db.read).await?
         {
             return Err(AppError::CursorExpired);
         }
-        let has_more = rows.len() as u64 > limit;
-        let changes = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(LoggedChange::from_row)
-            .collect::<AppResult<_>>()?;
-        Ok(ChangeRead { changes, has_more })
+        Ok(read)
     }
 
-    /// The newest position committed (0 for an empty log).
+    /// The newest position committed.
     pub async fn change_head(&self) -> AppResult<i64> {
-        let newest = Entity::find()
-            .select_only()
-            .column_as(Column::Position.max(), "head")
-            .into_tuple::<Option<i64>>()
-            .one(&self.db.read)
-            .await?
-            .flatten();
-        match newest {
-            Some(head) => Ok(head),
-            None => self.pruned_through().await,
-        }
-    }
-
-    async fn pruned_through(&self) -> AppResult<i64> {
-        let horizon = contact_change_horizon::Entity::find_by_id(1)
-            .one(&self.db.read)
-            .await?;
-        Ok(horizon.map_or(0, |row| row.pruned_through))
+        head(&self.db.read).await
     }
 
     /// Deletes the changes older than the retention, and moves the horizon past them so their

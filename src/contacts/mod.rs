@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cursor;
 mod fanout;
 pub mod filter;
+mod follow;
 pub mod identity;
 pub mod import;
 pub mod inbound;

@@ -70,15 +70,16 @@ impl ContactService {
         &self.clock
     }
 
-    /// Rows read to deliver change events to subscribers: once per change however many
-    /// subscribers show it, plus a subscriber's own re-read after events were missed.
+    /// Change-log rows read to deliver change events to subscribers: once per change however
+    /// many subscribers show it, plus a subscriber's own catch-up from a cursor or after it
+    /// fell behind.
     pub fn event_row_reads(&self) -> &Counter {
         self.fanout.reads()
     }
 
-    /// Changes from now on, each with its row read once for all subscribers.
-    pub(super) fn subscribe_changes(&self, only: Option<Uuid>) -> Subscription {
-        self.fanout.subscribe(&self.events, &self.db, only)
+    /// Changes from now on, each read from the log once for all subscribers.
+    pub(super) fn subscribe_changes(&self) -> Subscription {
+        self.fanout.subscribe(&self.events, &self.db)
     }
 
     /// Opens a write transaction.
