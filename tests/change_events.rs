@@ -163,3 +163,49 @@ async fn a_cursor_older_than_the_retention_is_cursor_expired() {
         "{message}"
     );
 }
+
+/// Terminates this app's LISTEN connection (found by its channel, named after the schema);
+/// returns how many backends were ended.
+async fn kill_listener(database_url: &str) -> usize {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(database_url)
+        .await
+        .expect("connect");
+    let sql = "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity \
+               WHERE query LIKE 'LISTEN %' AND query LIKE '%contact_events:' || current_schema() || '%'";
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("terminate");
+    db.close().await.expect("close");
+    rows.len()
+}
+
+#[tokio::test]
+async fn killing_the_listen_connection_on_postgres_loses_no_event() {
+    if !on_postgres() {
+        eprintln!("SQLite has no LISTEN connection");
+        return;
+    }
+    let app = TestApp::start().await;
+    let sentinel = app.create(json!({ "phoneNumber": "+14155550100" })).await["id"].clone();
+    let mut events = subscribe(&app, EVENTS, json!({})).await;
+    prime(&app, &mut events, &sentinel).await;
+
+    // Each write lands while the listener is down or reconnecting.
+    let mut killed = 0;
+    let mut created = HashSet::new();
+    for i in 0..20 {
+        killed += kill_listener(&app.database_url).await;
+        let phone = format!("+569120000{i:02}");
+        app.create(json!({ "phoneNumber": phone })).await;
+        created.insert(phone);
+    }
+    assert!(killed > 0, "no LISTEN connection was found to kill");
+    while !created.is_empty() {
+        let event = next(&mut events).await;
+        if let Some(phone) = event["contact"]["phoneNumber"].as_str() {
+            created.remove(phone);
+        }
+    }
+}
