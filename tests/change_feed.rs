@@ -164,3 +164,42 @@ async fn a_cursor_older_than_the_retention_is_expired_and_newer_ones_are_not() {
     assert_eq!(after_prune.len(), 1);
     assert_eq!(after_prune[0]["contact"]["phoneNumber"], "+56912345670");
 }
+
+const INBOUND: &str =
+    "mutation($input: RecordWhatsappInboundInput!) { recordWhatsappInbound(input: $input) {
+    contact { id } } }";
+
+#[tokio::test]
+async fn a_merge_is_one_merged_change_naming_both_contacts() {
+    let app = TestApp::start().await;
+    let inbound = |input: Value| {
+        let app = &app;
+        async move {
+            app.data(INBOUND, json!({ "input": input })).await["recordWhatsappInbound"]["contact"]
+                ["id"]
+                .clone()
+        }
+    };
+    let older =
+        inbound(json!({ "whatsappUserId": "CL.77", "receivedAt": "2026-11-24T09:00:00Z" })).await;
+    let newer = app.create(json!({ "phoneNumber": "+56933333333" })).await["id"].clone();
+    let (before, cursor, _) = page(&app, &Value::Null, None).await;
+    assert_eq!(before.len(), 2);
+
+    let merged = inbound(
+        json!({ "whatsappUserId": "CL.77", "phoneNumber": "+56933333333",
+        "receivedAt": "2026-11-24T12:00:00Z" }),
+    )
+    .await;
+    assert_eq!(merged, older);
+    let (changes, _, _) = page(&app, &cursor, None).await;
+    let merges: Vec<&Value> = changes.iter().filter(|c| c["kind"] == "MERGED").collect();
+    assert_eq!(merges.len(), 1, "{changes:?}");
+    assert_eq!(merges[0]["contactId"], older);
+    assert_eq!(merges[0]["mergedContactId"], newer);
+    assert_eq!(merges[0]["contact"]["phoneNumber"], "+56933333333");
+    assert!(
+        changes.iter().all(|c| c["kind"] != "DELETED"),
+        "a merge sends no separate DELETED: {changes:?}"
+    );
+}
