@@ -351,17 +351,20 @@ impl Config {
     }
 
     /// The WhatsApp webhook settings: `(app secret, verify token)`, or `None` when the
-    /// webhook is off. An empty secret is refused: anyone could sign with it.
+    /// webhook is off. An empty secret is refused: anyone could sign with it. Both are
+    /// trimmed: a secret read from a file ends in a newline, which would make every
+    /// delivery 401.
     pub fn whatsapp_webhook(&self) -> anyhow::Result<Option<(&str, Option<&str>)>> {
-        let Some(secret) = self.whatsapp_app_secret.as_deref() else {
+        let Some(secret) = self.whatsapp_app_secret.as_deref().map(str::trim) else {
             return Ok(None);
         };
-        if secret.trim().is_empty() {
+        if secret.is_empty() {
             anyhow::bail!("WHATSAPP_APP_SECRET is empty; unset it to turn the webhook off");
         }
         let token = self
             .whatsapp_verify_token
             .as_deref()
+            .map(str::trim)
             .filter(|t| !t.is_empty());
         if token.is_none() {
             tracing::warn!(
@@ -462,6 +465,14 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_deadline_ends_before_its_request_timeout() {
+        let default = config(&[]).database_options().statement_timeout;
+        assert_eq!(default, Duration::from_secs(15));
+        let capped = config(&["--request-timeout-secs", "10"]).database_options();
+        assert_eq!(capped.statement_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
     fn loopback_names() {
         for name in ["localhost", "API.localhost.", "127.0.0.2", "[::1]", "::1"] {
             assert!(is_loopback_name(name), "{name}");
@@ -500,5 +511,19 @@ mod tests {
         );
         let default = config(&[]).max_client_connections();
         assert!((1..=10_000).contains(&default), "{default}");
+    }
+
+    #[test]
+    fn whatsapp_secrets_are_trimmed_as_read_from_a_file() {
+        let given = config(&[
+            "--whatsapp-app-secret",
+            " app-secret\n",
+            "--whatsapp-verify-token",
+            "verify-token\r\n",
+        ]);
+        let settings = given.whatsapp_webhook().unwrap();
+        assert_eq!(settings, Some(("app-secret", Some("verify-token"))));
+        let blank = config(&["--whatsapp-app-secret", "\n"]);
+        assert!(blank.whatsapp_webhook().is_err());
     }
 }

@@ -90,13 +90,20 @@ impl Db {
 
     /// SQLite: a large page cache on the write connection for the command-line tools, whose
     /// imports write the unique phone index at random places (the server keeps SQLite's
-    /// small default, and its memory). PostgreSQL manages its own buffers.
+    /// small default, and its memory), and statement journals in memory: a multi-row upsert
+    /// keeps the old content of every page it touches until it ends, which SQLite otherwise
+    /// spills to a temporary file, several page writes per imported row. Neither touches
+    /// the database's own journal or syncing. PostgreSQL manages its own buffers.
     pub async fn prepare_for_bulk_writes(&self) -> anyhow::Result<()> {
         if self.backend() == DbBackend::Sqlite {
             self.write
                 .execute_unprepared("PRAGMA cache_size = -262144")
                 .await
                 .context("enlarging the SQLite page cache")?;
+            self.write
+                .execute_unprepared("PRAGMA temp_store = MEMORY")
+                .await
+                .context("keeping SQLite's statement journals in memory")?;
         }
         Ok(())
     }

@@ -305,7 +305,7 @@ fn fill_messaging(postgres: bool) -> [String; 3] {
 /// filters are asserted with the last-message order, whose index they share (in another
 /// order the few open windows are found on that index and sorted, as for the plain window
 /// filter above); the marketing filters with both. The opted-out side reads the opt-outs,
-/// which are few, as a set. Counts are left to `counts_read_an_index_not_the_table`.
+/// which are few, as a set.
 #[tokio::test]
 async fn messaging_filters_walk_indexes_and_probe_by_key() {
     let (service, raw, _dir) = filled_service().await;
@@ -384,10 +384,18 @@ async fn messaging_filters_walk_indexes_and_probe_by_key() {
             }
             let page = spec(order, first(50, None));
             let mut statements = service.page_statements(&filter, &page, now);
-            statements.pop();
+            // The count of open windows on a number reads them from the number's index; the
+            // other counts are left to `counts_read_an_index_not_the_table`.
+            if name != "open on a number" {
+                statements.pop();
+            }
             for statement in statements {
-                let mut bad = bad_plan_lines(&raw, &statement).await;
                 let plan = plan_lines(&raw, &statement).await;
+                let mut bad = if on_postgres() {
+                    contacts_scanned_or_sorted(&plan)
+                } else {
+                    bad_plan_lines(&raw, &statement).await
+                };
                 bad.extend(plan.into_iter().filter(|l| windows_read_whole(l)));
                 if !bad.is_empty() {
                     failures.push(format!(
@@ -401,6 +409,24 @@ async fn messaging_filters_walk_indexes_and_probe_by_key() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// PostgreSQL plan lines that scan `contacts` whole or sort its rows. Sorting the few
+/// opt-outs (`p`, `q`) for a merge join is not sorting the table.
+fn contacts_scanned_or_sorted(plan: &[String]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (index, line) in plan.iter().enumerate() {
+        let sorts_side_table = plan.get(index + 1).is_some_and(|next| {
+            let next = next.trim_start();
+            next.starts_with("Sort Key: p.") || next.starts_with("Sort Key: q.")
+        });
+        let node = line.trim_start().trim_start_matches("->  ");
+        let sort = node.starts_with("Sort ") && !node.starts_with("Sort Key");
+        if line.contains("Seq Scan on contacts") || (sort && !sorts_side_table) {
+            bad.push(line.clone());
+        }
+    }
+    bad
 }
 
 /// Every line of a statement's plan.

@@ -1,6 +1,6 @@
 //! `contacts-server import FILE`: rows are checked one by one (a bad row is reported with its
-//! line and reason, never stopping the rest), then upserted in batches, each batch one
-//! transaction with multi-row statements.
+//! line and reason, never stopping the rest), then upserted in batches of 10,000 by the bulk
+//! engine `importContacts` also uses, each batch one transaction with multi-row statements.
 
 use std::{
     collections::HashMap,
@@ -24,11 +24,15 @@ use super::{
 use crate::{
     contacts::{
         ContactService,
-        bulk::{BATCH_ROWS, BatchReport},
+        bulk::{BATCH_ROWS, BatchReport, BulkOutcome},
         input::NewContact,
     },
     error::AppError,
 };
+
+/// Valid rows per transaction: one commit (one sync) per 10,000 rows, in statements of
+/// [`BATCH_ROWS`]; a batch waits in memory (a few MiB) until it is full.
+const TRANSACTION_ROWS: usize = 10 * BATCH_ROWS;
 
 /// Exit status when the import finished but rejected rows.
 const REJECTED_ROWS: u8 = 3;
@@ -77,6 +81,8 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut seen_ids: HashMap<String, u64> = HashMap::new();
     let mut batch = Batch::default();
+    let mut writing: Option<Writing> = None;
+    let mut statistics = Statistics::default();
     let mut now = service.now();
     for row in rows {
         let row = row?;
@@ -94,14 +100,24 @@ pub async fn run(service: &ContactService, args: &ImportArgs) -> anyhow::Result<
                 }
             },
         }
-        if batch.contacts.len() == BATCH_ROWS {
-            write(service, &mut batch, &mut out).await?;
+        if batch.contacts.len() == TRANSACTION_ROWS {
+            // The next batch is read and checked while this one is written.
+            finish(writing.take(), &mut out).await?;
+            statistics.refresh_if_grown(service, &out.totals).await?;
+            writing = Some(start(service, &mut batch));
             now = service.now();
         }
         out.progress
             .update(read.load(Ordering::Relaxed), &out.totals);
     }
-    write(service, &mut batch, &mut out).await?;
+    finish(writing.take(), &mut out).await?;
+    finish(Some(start(service, &mut batch)), &mut out).await?;
+    if out.totals.written.created + out.totals.written.updated > 0 {
+        service
+            .analyze()
+            .await
+            .map_err(|err| anyhow!(describe(err)))?;
+    }
     let Outcome {
         totals,
         progress,
@@ -184,29 +200,64 @@ fn first_line(
     None
 }
 
-/// Writes and empties `batch` in one transaction. When the database refuses it for anything
-/// but being out of reach, each row is written again on its own, so only the rows the
-/// database refuses are rejected.
-async fn write(
-    service: &ContactService,
-    batch: &mut Batch,
-    out: &mut Outcome,
-) -> anyhow::Result<()> {
+/// When to refresh the planner's statistics during an import: each time the rows written
+/// double. Without them PostgreSQL takes the growing table for the empty one it last
+/// measured and answers each batch's lookup of stored numbers with a full scan, so the import
+/// slows down as it goes; a doubling schedule costs a handful of `ANALYZE`s at any size.
+#[derive(Default)]
+struct Statistics {
+    next: usize,
+}
+
+impl Statistics {
+    async fn refresh_if_grown(
+        &mut self,
+        service: &ContactService,
+        totals: &Totals,
+    ) -> anyhow::Result<()> {
+        let written = totals.written.created + totals.written.updated;
+        if written < self.next.max(TRANSACTION_ROWS) {
+            return Ok(());
+        }
+        self.next = written * 2;
+        service
+            .analyze()
+            .await
+            .map_err(|err| anyhow!(describe(err)))
+    }
+}
+
+/// A batch being written, with where each of its rows came from.
+struct Writing {
+    rows: Vec<(u64, RawRow)>,
+    task: tokio::task::JoinHandle<Result<BulkOutcome, AppError>>,
+}
+
+/// Starts writing and empties `batch` with the bulk engine `importContacts` also uses: one
+/// transaction; when the database refuses a row for anything but being out of reach, only the
+/// rows it refuses are rejected.
+fn start(service: &ContactService, batch: &mut Batch) -> Writing {
     let contacts = std::mem::take(&mut batch.contacts);
-    let rows = std::mem::take(&mut batch.rows);
-    match service.upsert_batch(&contacts).await {
-        Ok(report) => out.totals.written.add(report),
-        Err(err @ AppError::Unavailable(_)) => return Err(batch_failed(err, &out.totals)),
-        Err(_) => {
-            for (contact, (line, raw)) in contacts.iter().zip(rows) {
-                match service.upsert_batch(std::slice::from_ref(contact)).await {
-                    Ok(report) => out.totals.written.add(report),
-                    Err(err @ AppError::Unavailable(_)) => {
-                        return Err(batch_failed(err, &out.totals));
-                    }
-                    Err(err) => out.reject(line, &raw, &describe(err))?,
-                }
-            }
+    let service = service.clone();
+    Writing {
+        rows: std::mem::take(&mut batch.rows),
+        task: tokio::spawn(async move { service.upsert_rows(&contacts).await }),
+    }
+}
+
+/// Waits for `writing` and reports what it did.
+async fn finish(writing: Option<Writing>, out: &mut Outcome) -> anyhow::Result<()> {
+    let Some(Writing { rows, task }) = writing else {
+        return Ok(());
+    };
+    let outcome = match task.await.context("writing a batch")? {
+        Ok(outcome) => outcome,
+        Err(err) => return Err(batch_failed(err, &out.totals)),
+    };
+    out.totals.written.add(outcome.report);
+    for (position, err) in outcome.refused {
+        if let Some((line, raw)) = rows.get(position) {
+            out.reject(*line, raw, &describe(err))?;
         }
     }
     Ok(())

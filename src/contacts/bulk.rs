@@ -1,5 +1,6 @@
-//! Bulk writes and reads for the command line: batches of upserts in one transaction with
-//! multi-row statements, and an export read in id order, one chunk at a time.
+//! The bulk upsert engine, shared by `importContacts` and the command-line import: rows
+//! upserted in one transaction with multi-row statements, rows equal to what is stored not
+//! written at all; and the export read in id order, one chunk at a time.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::contact::{Column, Entity, Model};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Statement, sea_query::OnConflict,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    sea_query::OnConflict,
 };
 use uuid::Uuid;
 
@@ -21,13 +23,16 @@ use super::{
     windows,
     writes::contact_row,
 };
-use crate::{error::AppResult, events::ChangeKind};
+use crate::{
+    error::{AppError, AppResult},
+    events::{ChangeKind, ContactChange},
+};
 
-/// Rows per multi-row statement and per transaction: well under SQLite's and PostgreSQL's
-/// bound-parameter limits (7 per row).
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-parameter limits
+/// (13 per row).
 pub const BATCH_ROWS: usize = 1000;
 
-/// What one batch did.
+/// What a bulk write did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchReport {
     pub created: usize,
@@ -44,155 +49,99 @@ impl BatchReport {
     }
 }
 
+/// What [`ContactService::upsert_rows`] did: the rows written, and the rows the database
+/// refused, by position in the rows given.
+#[derive(Debug, Default)]
+pub struct BulkOutcome {
+    pub report: BatchReport,
+    pub refused: Vec<(usize, AppError)>,
+}
+
 impl ContactService {
-    /// Upserts `contacts` by phone number in one transaction. The phone numbers must be
-    /// distinct (one statement cannot change a row twice). Like `upsertContact`, a missing
-    /// country code, `metadata` or message time keeps the stored one.
-    pub async fn upsert_batch(&self, contacts: &[NewContact]) -> AppResult<BatchReport> {
-        let mut report = BatchReport::default();
-        if contacts.is_empty() {
-            return Ok(report);
-        }
+    /// The bulk upsert engine. Upserts `contacts` in one transaction (one commit, one sync),
+    /// in order: a row naming a phone number or WhatsApp user id an earlier row named is
+    /// applied after it. When the database refuses a row (a constraint, a conflict), the
+    /// rows are written again in one transaction, each under its own savepoint, so only the
+    /// refused rows fail. The call fails only when the database is out of reach.
+    pub async fn upsert_rows(&self, contacts: &[NewContact]) -> AppResult<BulkOutcome> {
         let now = self.now();
+        let refs: Vec<&NewContact> = contacts.iter().collect();
+        let together = async {
+            let txn = self.begin_write().await?;
+            let mut changes = Vec::with_capacity(contacts.len());
+            let mut report = BatchReport::default();
+            for round in rounds(&refs) {
+                for chunk in round.chunks(BATCH_ROWS) {
+                    let (written, announced) = upsert_on(&txn, chunk, now).await?;
+                    report.add(written);
+                    changes.extend(announced);
+                }
+            }
+            self.commit_announcing(txn, &changes).await?;
+            Ok::<_, AppError>(report)
+        };
+        match together.await {
+            Ok(report) => Ok(BulkOutcome {
+                report,
+                refused: Vec::new(),
+            }),
+            Err(err @ AppError::Unavailable(_)) => Err(err),
+            Err(_) => self.upsert_each(&refs, now).await,
+        }
+    }
+
+    /// [`Self::upsert_rows`] for rows that must all be written: any refusal fails the call.
+    pub async fn upsert_batch(&self, contacts: &[NewContact]) -> AppResult<BatchReport> {
+        let mut outcome = self.upsert_rows(contacts).await?;
+        match outcome.refused.pop() {
+            Some((_, err)) => Err(err),
+            None => Ok(outcome.report),
+        }
+    }
+
+    /// Each row under its own savepoint of one transaction.
+    async fn upsert_each(
+        &self,
+        contacts: &[&NewContact],
+        now: DateTime<Utc>,
+    ) -> AppResult<BulkOutcome> {
         let txn = self.begin_write().await?;
-        // Rows carrying a WhatsApp identity are matched by BSUID first, one at a time.
-        let (by_phone, by_identity): (Vec<_>, Vec<_>) = contacts
-            .iter()
-            .partition(|contact| contact.phone.is_some() && contact.whatsapp.is_empty());
-        let phones = by_phone
-            .iter()
-            .filter_map(|contact| Some(contact.phone.as_ref()?.e164.clone()));
-        let stored: HashMap<String, Model> = Entity::find()
-            .filter(Column::PhoneNumber.is_in(phones))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .filter_map(|row| Some((row.phone_number.clone()?, row)))
-            .collect();
-        // The stored windows and choices of the rows whose file gives theirs, to tell an
-        // unchanged row from a changed one.
-        let given: Vec<_> = by_phone
-            .iter()
-            .filter(|contact| !contact.messaging.is_empty())
-            .filter_map(|contact| stored.get(&contact.phone.as_ref()?.e164).map(|row| row.id))
-            .collect();
-        let stored_messaging = messaging_rows_on(&txn, &given).await?;
-        // The messaging state to write: (id, state, lastWhatsappMessageAt).
-        let mut states = Vec::new();
-        let mut rows = Vec::with_capacity(contacts.len());
-        let mut changes = Vec::with_capacity(contacts.len());
-        // The message times written by hand, for the windows: (id, at, created).
-        let mut message_times = Vec::new();
-        for contact in by_phone {
-            let Some(phone) = &contact.phone else {
-                continue;
-            };
-            let Some(current) = stored.get(&phone.e164) else {
-                let row = contact_row(contact, Uuid::now_v7(), now, now);
-                let last = contact.last_whatsapp_message_at;
-                if !contact.messaging.is_empty() {
-                    states.push((row.id, &contact.messaging, last));
+        let mut changes = Vec::new();
+        let mut outcome = BulkOutcome::default();
+        for (position, contact) in contacts.iter().enumerate() {
+            let savepoint = txn.begin().await?;
+            match upsert_on(&savepoint, &[*contact], now).await {
+                Ok((report, announced)) => {
+                    savepoint.commit().await?;
+                    outcome.report.add(report);
+                    changes.extend(announced);
                 }
-                if let (None, Some(at)) = (&contact.messaging.windows, last) {
-                    message_times.push((row.id, at, true));
+                Err(err @ AppError::Unavailable(_)) => return Err(err),
+                Err(err) => {
+                    savepoint.rollback().await?;
+                    outcome.refused.push((position, err));
                 }
-                changes.push(change(ChangeKind::Created, row.id, now));
-                rows.push(row.into_active_model().reset_all());
-                report.created += 1;
-                continue;
-            };
-            let wanted = Model {
-                country_code: if phone.country_given {
-                    phone.country_code.clone()
-                } else {
-                    current.country_code.clone()
-                },
-                metadata: contact
-                    .metadata
-                    .as_ref()
-                    .map_or_else(|| current.metadata.clone(), |m| m.to_json()),
-                last_whatsapp_message_at: contact
-                    .last_whatsapp_message_at
-                    .or(current.last_whatsapp_message_at),
-                blocked: contact.messaging.blocked.unwrap_or(current.blocked),
-                ..contact_row(contact, current.id, current.created_at, current.updated_at)
-            };
-            let last = contact.last_whatsapp_message_at;
-            let messaging_same = contact.messaging.is_empty()
-                || contact.messaging.matches(
-                    last,
-                    &stored_messaging
-                        .get(&current.id)
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-            // With windows given, the contact-level time is theirs (compared there).
-            let row_same = if contact.messaging.windows.is_some() {
-                Model {
-                    last_whatsapp_message_at: current.last_whatsapp_message_at,
-                    ..wanted.clone()
-                } == *current
-            } else {
-                wanted == *current
-            };
-            if row_same && messaging_same {
-                report.unchanged += 1;
-                continue;
             }
-            changes.push(change(ChangeKind::Updated, current.id, now));
-            if !contact.messaging.is_empty() {
-                states.push((current.id, &contact.messaging, last));
-            }
-            if let (None, Some(at)) = (&contact.messaging.windows, last) {
-                message_times.push((current.id, at, false));
-            }
-            rows.push(
-                Model {
-                    updated_at: now,
-                    ..wanted
-                }
-                .into_active_model()
-                .reset_all(),
-            );
-            report.updated += 1;
         }
-        if !rows.is_empty() {
-            let on_conflict = OnConflict::column(Column::PhoneNumber)
-                .update_columns([
-                    Column::CountryCode,
-                    Column::Metadata,
-                    Column::LastWhatsappMessageAt,
-                    Column::Blocked,
-                    Column::UpdatedAt,
-                ])
-                .to_owned();
-            Entity::insert_many(rows)
-                .on_conflict(on_conflict)
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        windows::written_by_hand_many(&txn, &message_times).await?;
-        for contact in by_identity {
-            let (mut row, created) = identity::upsert(&txn, contact, now).await?;
-            let last = contact.last_whatsapp_message_at;
-            if !contact.messaging.is_empty() {
-                states.push((row.id, &contact.messaging, last));
-            }
-            if let (None, Some(at)) = (&contact.messaging.windows, last) {
-                windows::written_by_hand(&txn, &mut row, Some(at), created).await?;
-            }
-            let kind = if created {
-                report.created += 1;
-                ChangeKind::Created
-            } else {
-                report.updated += 1;
-                ChangeKind::Updated
-            };
-            changes.push(change(kind, row.id, now));
-        }
-        messaging_state::replace_many(&txn, &states).await?;
         self.commit_announcing(txn, &changes).await?;
-        Ok(report)
+        Ok(outcome)
+    }
+
+    /// Refreshes the planner's statistics of the contacts table, after a bulk import: without
+    /// them PostgreSQL plans full scans over the new rows until autovacuum catches up, and
+    /// SQLite has none at all. SQLite samples at most 1,000 rows of each index
+    /// (`analysis_limit`), so this stays well under a second at any size.
+    pub async fn analyze(&self) -> AppResult<()> {
+        let write = &self.db().write;
+        if self.db().backend() == DbBackend::Postgres {
+            write.execute_unprepared("ANALYZE contacts").await?;
+        } else {
+            write
+                .execute_unprepared("PRAGMA analysis_limit = 1000")
+                .await?;
+            write.execute_unprepared("ANALYZE contacts").await?;
+        }
+        Ok(())
     }
 
     /// Every metadata key in use, sorted: the columns of a CSV export.
@@ -236,4 +185,237 @@ impl ContactService {
             .all(&self.db().read)
             .await?)
     }
+}
+
+/// `contacts` in rounds, in order, no phone number or WhatsApp user id twice in a round (one
+/// statement cannot change a row twice): a row goes one round after the last round holding
+/// an identity it names, so later rows are applied after earlier ones.
+fn rounds<'a>(contacts: &[&'a NewContact]) -> Vec<Vec<&'a NewContact>> {
+    let mut last_round: HashMap<(bool, &str), usize> = HashMap::new();
+    let mut rounds: Vec<Vec<&NewContact>> = Vec::new();
+    for &contact in contacts {
+        let keys = [
+            contact.phone.as_ref().map(|p| (true, p.e164.as_str())),
+            contact.whatsapp.user_id.as_deref().map(|id| (false, id)),
+        ];
+        let round = keys
+            .iter()
+            .flatten()
+            .filter_map(|key| last_round.get(key).map(|r| r + 1))
+            .max()
+            .unwrap_or(0);
+        for key in keys.into_iter().flatten() {
+            last_round.insert(key, round);
+        }
+        if rounds.len() <= round {
+            rounds.push(Vec::new());
+        }
+        rounds[round].push(contact);
+    }
+    rounds
+}
+
+/// Upserts `contacts` (distinct identities, at most [`BATCH_ROWS`]) on `conn`: rows matched by
+/// phone number alone in two multi-row statements (read what is stored, write what differs);
+/// rows carrying a WhatsApp identity one at a time, matched by BSUID first. Returns what was
+/// done and the changes to announce once committed.
+async fn upsert_on<'a, C: ConnectionTrait>(
+    conn: &C,
+    contacts: &[&'a NewContact],
+    now: DateTime<Utc>,
+) -> AppResult<(BatchReport, Vec<ContactChange>)> {
+    let mut report = BatchReport::default();
+    let mut changes = Vec::with_capacity(contacts.len());
+    let (mut by_phone, by_identity): (Vec<&NewContact>, Vec<&NewContact>) = contacts
+        .iter()
+        .partition(|contact| contact.phone.is_some() && contact.whatsapp.is_empty());
+    // In index order: the unique phone index is written (and read) page after page.
+    by_phone.sort_unstable_by_key(|&contact| contact.phone.as_ref().map(|p| p.e164.as_str()));
+    let stored = stored_by_phone(conn, &by_phone).await?;
+    // The stored windows and choices of the rows whose file gives theirs, to tell an
+    // unchanged row from a changed one.
+    let given: Vec<Uuid> = by_phone
+        .iter()
+        .filter(|contact| !contact.messaging.is_empty())
+        .filter_map(|contact| stored.get(contact.phone.as_ref()?.e164.as_str()))
+        .map(|row| row.id)
+        .collect();
+    let stored_messaging = messaging_rows_on(conn, &given).await?;
+    // The messaging state to write (id, state, lastWhatsappMessageAt), and the message times
+    // written by hand with no windows given (id, at, created).
+    let mut states = Vec::new();
+    let mut message_times = Vec::new();
+    let mut note = |id: Uuid, contact: &'a NewContact, created: bool| {
+        let last = contact.last_whatsapp_message_at;
+        if !contact.messaging.is_empty() {
+            states.push((id, &contact.messaging, last));
+        }
+        if let (None, Some(at)) = (&contact.messaging.windows, last) {
+            message_times.push((id, at, created));
+        }
+    };
+    let mut created = Vec::new();
+    let mut rows = Vec::new();
+    for contact in by_phone {
+        let Some(phone) = &contact.phone else {
+            continue;
+        };
+        let Some(current) = stored.get(phone.e164.as_str()) else {
+            let row = contact_row(contact, Uuid::now_v7(), now, now);
+            note(row.id, contact, true);
+            changes.push(change(ChangeKind::Created, row.id, now));
+            created.push(row);
+            report.created += 1;
+            continue;
+        };
+        let wanted = merged(contact, current);
+        let stored_state = stored_messaging
+            .get(&current.id)
+            .cloned()
+            .unwrap_or_default();
+        if unchanged(contact, &wanted, current, &stored_state) {
+            report.unchanged += 1;
+            continue;
+        }
+        note(current.id, contact, false);
+        changes.push(change(ChangeKind::Updated, current.id, now));
+        rows.push(Model {
+            updated_at: now,
+            ..wanted
+        });
+        report.updated += 1;
+    }
+    write_rows(conn, created, rows).await?;
+    for contact in by_identity {
+        let (mut row, created) = identity::upsert(conn, contact, now).await?;
+        let last = contact.last_whatsapp_message_at;
+        if !contact.messaging.is_empty() {
+            states.push((row.id, &contact.messaging, last));
+        }
+        if let (None, Some(at)) = (&contact.messaging.windows, last) {
+            windows::written_by_hand(conn, &mut row, Some(at), created).await?;
+        }
+        let kind = if created {
+            report.created += 1;
+            ChangeKind::Created
+        } else {
+            report.updated += 1;
+            ChangeKind::Updated
+        };
+        changes.push(change(kind, row.id, now));
+    }
+    windows::written_by_hand_many(conn, &message_times).await?;
+    messaging_state::replace_many(conn, &states).await?;
+    Ok((report, changes))
+}
+
+/// True when writing `contact` over `current` (as `wanted`) changes nothing, its windows and
+/// choices included. With windows given, the contact-level time is theirs (compared there).
+fn unchanged(
+    contact: &NewContact,
+    wanted: &Model,
+    current: &Model,
+    stored_state: &super::policy::MessagingRows,
+) -> bool {
+    let last = contact.last_whatsapp_message_at;
+    let messaging_same =
+        contact.messaging.is_empty() || contact.messaging.matches(last, stored_state);
+    let row_same = if contact.messaging.windows.is_some() {
+        Model {
+            last_whatsapp_message_at: current.last_whatsapp_message_at,
+            ..wanted.clone()
+        } == *current
+    } else {
+        wanted == current
+    };
+    row_same && messaging_same
+}
+
+/// The stored rows of these contacts' phone numbers, by number.
+async fn stored_by_phone<C: ConnectionTrait>(
+    conn: &C,
+    contacts: &[&NewContact],
+) -> AppResult<HashMap<String, Model>> {
+    if contacts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let phones = contacts
+        .iter()
+        .filter_map(|contact| Some(contact.phone.as_ref()?.e164.clone()));
+    Ok(Entity::find()
+        .filter(Column::PhoneNumber.is_in(phones))
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|row| Some((row.phone_number.clone()?, row)))
+        .collect())
+}
+
+/// `current` with what `contact` gives written over it. Like `upsertContact`, a missing
+/// country code, `metadata` or message time keeps the stored one.
+fn merged(contact: &NewContact, current: &Model) -> Model {
+    let country_code = match &contact.phone {
+        Some(phone) if phone.country_given => phone.country_code.clone(),
+        _ => current.country_code.clone(),
+    };
+    Model {
+        country_code,
+        metadata: contact
+            .metadata
+            .as_ref()
+            .map_or_else(|| current.metadata.clone(), |m| m.to_json()),
+        last_whatsapp_message_at: contact
+            .last_whatsapp_message_at
+            .or(current.last_whatsapp_message_at),
+        blocked: contact.messaging.blocked.unwrap_or(current.blocked),
+        ..contact_row(contact, current.id, current.created_at, current.updated_at)
+    }
+}
+
+/// One multi-row INSERT of new and changed rows, changed ones resolved on the phone number.
+/// On SQLite the new rows go in a statement of their own, `INSERT OR FAIL`: a statement that
+/// may abort makes SQLite copy every page it touches into a statement journal first, which
+/// for a multi-row insert costs about as much as the insert. A failing row still fails the
+/// whole transaction (the engine then writes the rows one by one), so nothing is lost.
+async fn write_rows<C: ConnectionTrait>(
+    conn: &C,
+    created: Vec<Model>,
+    changed: Vec<Model>,
+) -> AppResult<()> {
+    let backend = conn.get_database_backend();
+    let (fresh, upserted) = if backend == DbBackend::Sqlite {
+        (created, changed)
+    } else {
+        (Vec::new(), created.into_iter().chain(changed).collect())
+    };
+    if !fresh.is_empty() {
+        let rows = fresh
+            .into_iter()
+            .map(|row| row.into_active_model().reset_all());
+        let statement = backend.build(&Entity::insert_many(rows).into_query());
+        let sql = statement
+            .sql
+            .replacen("INSERT INTO", "INSERT OR FAIL INTO", 1);
+        conn.execute_raw(Statement { sql, ..statement }).await?;
+    }
+    if upserted.is_empty() {
+        return Ok(());
+    }
+    let on_conflict = OnConflict::column(Column::PhoneNumber)
+        .update_columns([
+            Column::CountryCode,
+            Column::Metadata,
+            Column::LastWhatsappMessageAt,
+            Column::Blocked,
+            Column::UpdatedAt,
+        ])
+        .to_owned();
+    let rows = upserted
+        .into_iter()
+        .map(|row| row.into_active_model().reset_all());
+    Entity::insert_many(rows)
+        .on_conflict(on_conflict)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }

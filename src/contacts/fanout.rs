@@ -21,9 +21,15 @@ use tokio::sync::{
     oneshot, watch,
 };
 
-use super::changelog::{self, LoggedChange};
+use entity::whatsapp_window;
+
+use super::{
+    changelog::{self, LoggedChange},
+    windows,
+};
 use crate::{
     db::Db,
+    error::AppResult,
     events::{BusMessage, EventBus},
 };
 
@@ -40,9 +46,37 @@ const POLL: Duration = Duration::from_secs(1);
 /// What subscribers receive.
 #[derive(Debug, Clone)]
 pub(super) enum Fanned {
-    Change(Arc<LoggedChange>),
+    Change(Arc<Delivered>),
     /// Changes were dropped before reaching the subscriber: read the log.
     Lagged,
+}
+
+/// A change from the log, as handed to every subscriber of this instance.
+#[derive(Debug)]
+pub(super) struct Delivered {
+    pub(super) logged: Arc<LoggedChange>,
+    /// The contact's windows per business number, read by the first subscriber that needs
+    /// them and shared with the rest (per-number window subscriptions).
+    windows: tokio::sync::OnceCell<Vec<whatsapp_window::Model>>,
+}
+
+impl Delivered {
+    fn new(logged: LoggedChange) -> Self {
+        Self {
+            logged: Arc::new(logged),
+            windows: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The contact's windows after the change, read once for every subscriber that asks.
+    pub(super) async fn windows(&self, db: &Db) -> AppResult<&[whatsapp_window::Model]> {
+        let id = self.logged.change.contact_id;
+        let rows = self
+            .windows
+            .get_or_try_init(|| windows::of_contacts(&db.read, std::slice::from_ref(&id)))
+            .await?;
+        Ok(rows)
+    }
 }
 
 /// The service's fan-out, shared by its clones. The reader task starts with the first
@@ -204,7 +238,9 @@ impl Reader {
             for change in read.changes {
                 last = change.position;
                 // Having no subscriber right now is fine.
-                let _ = self.sender.send(Fanned::Change(Arc::new(change)));
+                let _ = self
+                    .sender
+                    .send(Fanned::Change(Arc::new(Delivered::new(change))));
                 self.sent.store(last, Ordering::Release);
             }
             if !read.has_more {

@@ -57,10 +57,10 @@ impl ContactService {
                 // Then live, until this subscriber falls behind the reader.
                 loop {
                     match feed.recv().await {
-                        Some(Fanned::Change(logged)) if logged.position > last => {
-                            last = logged.position;
-                            if wanted(&logged) {
-                                yield Ok(logged);
+                        Some(Fanned::Change(delivered)) if delivered.logged.position > last => {
+                            last = delivered.logged.position;
+                            if wanted(&delivered.logged) {
+                                yield Ok(delivered.logged.clone());
                             }
                         }
                         Some(Fanned::Change(_)) => {}

@@ -145,8 +145,15 @@ fn time(at: DateTime<Utc>, now: DateTime<Utc>, field: &str) -> AppResult<DateTim
     input::message_time(at, now, field)
 }
 
-/// `list`, refused when two entries name the same number.
+/// `list`, refused when two entries name the same number or there are more than a contact
+/// keeps.
 fn distinct<T>(list: Vec<T>, number: impl Fn(&T) -> &String, field: &str) -> AppResult<Vec<T>> {
+    if list.len() > windows::MAX_PER_CONTACT {
+        return Err(AppError::validation(
+            field,
+            format!("at most {} entries", windows::MAX_PER_CONTACT),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for item in &list {
         if !seen.insert(number(item).clone()) {

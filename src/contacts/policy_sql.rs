@@ -52,23 +52,29 @@ pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>)
                 .add(last().lte(bound)),
         );
     };
-    let open_on_number = || {
+    let open_on_number = |template: &str| {
         sql::custom(
             backend,
-            "EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
-             WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ? \
-             AND w.last_inbound_at > ?)",
+            template,
             [
                 sea_orm::Value::from(number.to_owned()),
                 sea_orm::Value::from(bound),
             ],
         )
     };
-    // Open on one number implies open on any, which lets the planner walk the contact-level
-    // index and probe each candidate's window by primary key.
+    // Holding: the open windows on the number, a range of its index (so a count reads only
+    // them), with the implied contact-level bound that lets a page walk the last-message
+    // index instead. Failing: each contact's window probed by key.
     Rule::new(
-        Condition::all().add(last().gt(bound)).add(open_on_number()),
-        Condition::all().add(open_on_number().not()),
+        Condition::all().add(last().gt(bound)).add(open_on_number(
+            "contacts.id IN (SELECT w.contact_id FROM contact_whatsapp_windows w \
+             WHERE w.business_phone_number_id = ? AND w.last_inbound_at > ?)",
+        )),
+        Condition::all().add(open_on_number(
+            "NOT EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
+             WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ? \
+             AND w.last_inbound_at > ?)",
+        )),
     )
 }
 

@@ -161,6 +161,36 @@ impl ContactService {
         messaging_rows_on(&self.db.read, ids).await
     }
 
+    /// The windows of `ids`, each contact's newest first, in one query.
+    pub async fn windows_of(
+        &self,
+        ids: &[Uuid],
+    ) -> AppResult<HashMap<Uuid, Vec<entity::whatsapp_window::Model>>> {
+        let mut by_contact: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for window in windows::of_contacts(&self.db.read, ids).await? {
+            by_contact
+                .entry(window.contact_id)
+                .or_default()
+                .push(window);
+        }
+        Ok(by_contact)
+    }
+
+    /// The marketing choices of `ids`, in one query.
+    pub async fn preferences_of(
+        &self,
+        ids: &[Uuid],
+    ) -> AppResult<HashMap<Uuid, Vec<entity::marketing_preference::Model>>> {
+        let mut by_contact: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for choice in preferences::of_contacts(&self.db.read, ids).await? {
+            by_contact
+                .entry(choice.contact_id)
+                .or_default()
+                .push(choice);
+        }
+        Ok(by_contact)
+    }
+
     /// One page in keyset order; `now` decides the window filter. Each segment of the order
     /// (valued rows, then rows without a value) is one index range, read until the page is full.
     pub async fn list(

@@ -1,13 +1,16 @@
 //! Live views for subscriptions: a contact's window state, which also changes by itself when
 //! the window expires (driven by the injected clock). Committed changes: see `follow`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::contact::Model;
 use futures_util::Stream;
 use uuid::Uuid;
 
 use super::{
-    fanout::{Fanned, Subscription},
+    fanout::{Delivered, Fanned, Subscription},
+    policy,
     service::ContactService,
     window, windows,
 };
@@ -39,8 +42,9 @@ impl WindowState {
 enum Next {
     /// Time passed, or another contact changed: recompute.
     Tick,
-    /// The contact's row as it is now (boxed: a row is far larger than the other variants).
-    Row(Box<AppResult<Option<Model>>>),
+    /// The contact's row as it is now (boxed: a row is far larger than the other variants),
+    /// and the change that brought it, when there was one.
+    Row(Box<AppResult<Option<Model>>>, Option<Arc<Delivered>>),
     /// The contact was merged into the one with this id, whose row follows.
     Merged(Uuid, Box<AppResult<Option<Model>>>),
     Closed,
@@ -85,14 +89,26 @@ impl ContactService {
                 }
             };
             let mut sent: Option<WindowState> = None;
+            // The watched window's latest inbound, read again only when the contact changed:
+            // from the change's shared read when there is one, so many subscribers of one
+            // contact cost one read per change.
+            let mut delivered: Option<Arc<Delivered>> = None;
+            let mut last = None;
+            let mut stale = true;
             while row.is_some() {
-                let last = match service.last_inbound(row.as_ref(), number.as_deref()).await {
-                    Ok(last) => last,
-                    Err(err) => {
-                        yield Err(err);
-                        return;
-                    }
-                };
+                if stale {
+                    last = match service
+                        .last_inbound(row.as_ref(), number.as_deref(), delivered.as_deref())
+                        .await
+                    {
+                        Ok(last) => last,
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    };
+                    stale = false;
+                }
                 let state = WindowState::of(id, last, service.now());
                 if sent.as_ref() != Some(&state) {
                     sent = Some(state.clone());
@@ -101,11 +117,15 @@ impl ContactService {
                 let expiry = state.expires_at.filter(|_| state.open);
                 let read = match next_change(&service, &mut feed, (id, floor), expiry).await {
                     Next::Tick => continue,
-                    Next::Row(read) => *read,
+                    Next::Row(read, change) => {
+                        delivered = change;
+                        stale = true;
+                        *read
+                    }
                     Next::Merged(survivor, read) => {
                         let survivor_row = (*read).ok().flatten();
                         let last = service
-                            .last_inbound(survivor_row.as_ref(), number.as_deref())
+                            .last_inbound(survivor_row.as_ref(), number.as_deref(), None)
                             .await
                             .unwrap_or_default();
                         yield Ok(WindowState {
@@ -130,16 +150,24 @@ impl ContactService {
 }
 
 impl ContactService {
-    /// The latest inbound of `row` on `number`, or on any number.
+    /// The latest inbound of `row` on `number`, or on any number; from `change`'s shared
+    /// read of the windows when given.
     async fn last_inbound(
         &self,
         row: Option<&Model>,
         number: Option<&str>,
+        change: Option<&Delivered>,
     ) -> AppResult<Option<DateTime<Utc>>> {
-        match (row, number) {
-            (None, _) => Ok(None),
-            (Some(row), None) => Ok(row.last_whatsapp_message_at),
-            (Some(row), Some(number)) => windows::last_inbound(&self.db.read, row.id, number).await,
+        match (row, number, change) {
+            (None, _, _) => Ok(None),
+            (Some(row), None, _) => Ok(row.last_whatsapp_message_at),
+            (Some(_), Some(number), Some(change)) => {
+                let windows = change.windows(&self.db).await?;
+                Ok(policy::latest_inbound(windows, Some(number)))
+            }
+            (Some(row), Some(number), None) => {
+                windows::last_inbound(&self.db.read, row.id, number).await
+            }
         }
     }
 }
@@ -154,18 +182,22 @@ async fn next_change(
     tokio::select! {
         () = wake_at(service, expiry) => Next::Tick,
         message = feed.recv() => match message {
-            Some(Fanned::Change(logged)) if logged.position <= floor => Next::Tick,
-            Some(Fanned::Change(logged)) if logged.change.contact_id == id => {
-                Next::Row(Box::new(Ok(logged.contact.clone())))
+            Some(Fanned::Change(delivered)) if delivered.logged.position <= floor => Next::Tick,
+            Some(Fanned::Change(delivered)) if delivered.logged.change.contact_id == id => {
+                let row = delivered.logged.contact.clone();
+                Next::Row(Box::new(Ok(row)), Some(delivered))
             }
-            Some(Fanned::Change(logged)) if logged.change.merged_contact_id == Some(id) => {
-                Next::Merged(logged.change.contact_id, Box::new(Ok(logged.contact.clone())))
+            Some(Fanned::Change(delivered))
+                if delivered.logged.change.merged_contact_id == Some(id) =>
+            {
+                let survivor = delivered.logged.change.contact_id;
+                Next::Merged(survivor, Box::new(Ok(delivered.logged.contact.clone())))
             }
             Some(Fanned::Change(_)) => Next::Tick,
             // Missed changes are recovered by reading the row again.
             Some(Fanned::Lagged) => {
                 service.event_row_reads().inc();
-                Next::Row(Box::new(service.get(id).await))
+                Next::Row(Box::new(service.get(id).await), None)
             }
             None => Next::Closed,
         },

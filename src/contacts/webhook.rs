@@ -5,15 +5,17 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::webhook_delivery::{ActiveModel, Column, Entity};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::OnConflict,
 };
 
 use super::{
     identity,
     inbound::{InboundEvent, InboundInput},
+    number_change,
     preferences::MarketingPreferenceInput,
     service::ContactService,
+    window::MAX_FUTURE_SKEW,
 };
 use crate::{
     error::{AppError, AppResult},
@@ -42,6 +44,13 @@ pub enum WebhookEvent {
     },
     /// The user stopped or resumed marketing messages (`recordMarketingPreference`).
     MarketingPreference(MarketingPreferenceInput),
+    /// The user moved to another phone number (a `user_changed_number` system message):
+    /// the contact holding `previous` now holds `next`.
+    NumberChange {
+        previous: String,
+        next: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One Meta event (a message, a call...): the domain events it means, under Meta's id when
@@ -58,8 +67,9 @@ pub enum EventOutcome {
     Recorded,
     /// Its Meta id was recorded before (a redelivery).
     Duplicate,
-    /// The domain refused it (`BAD_USER_INPUT`); nothing of it was written. A redelivery
-    /// would be refused again, so the delivery is still answered 200.
+    /// The domain refused it (`BAD_USER_INPUT`); nothing of it was written (its savepoint
+    /// was rolled back, its id included). A redelivery would be refused again, so the
+    /// delivery is still answered 200.
     Invalid,
 }
 
@@ -89,26 +99,42 @@ impl ContactService {
         let mut changes = Vec::new();
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            if let Some(id) = &event.meta_id
-                && !first_sighting(&txn, id, now).await?
-            {
-                outcomes.push(EventOutcome::Duplicate);
-                continue;
-            }
-            let mut outcome = EventOutcome::Recorded;
-            for effect in &event.effects {
-                match self.apply(&txn, effect, now, &mut changes).await {
-                    Err(AppError::Validation { field, .. }) => {
-                        tracing::warn!(field, "WhatsApp webhook event refused as invalid");
-                        outcome = EventOutcome::Invalid;
-                    }
-                    result => result?,
-                }
-            }
-            outcomes.push(outcome);
+            outcomes.push(self.record_event(&txn, event, now, &mut changes).await?);
         }
         self.commit_announcing(txn, &changes).await?;
         Ok(outcomes)
+    }
+
+    /// One Meta event inside a savepoint of the delivery's transaction: refused by the
+    /// domain, it is rolled back whole (its id, and effects an earlier part already wrote).
+    async fn record_event(
+        &self,
+        txn: &DatabaseTransaction,
+        event: &DeliveredEvent,
+        now: DateTime<Utc>,
+        changes: &mut Vec<ContactChange>,
+    ) -> AppResult<EventOutcome> {
+        let savepoint = txn.begin().await?;
+        if let Some(id) = &event.meta_id
+            && !first_sighting(&savepoint, id, now).await?
+        {
+            savepoint.commit().await?;
+            return Ok(EventOutcome::Duplicate);
+        }
+        let announced = changes.len();
+        for effect in &event.effects {
+            match self.apply(&savepoint, effect, now, changes).await {
+                Err(AppError::Validation { field, .. }) => {
+                    tracing::warn!(field, "WhatsApp webhook event refused as invalid");
+                    savepoint.rollback().await?;
+                    changes.truncate(announced);
+                    return Ok(EventOutcome::Invalid);
+                }
+                result => result?,
+            }
+        }
+        savepoint.commit().await?;
+        Ok(EventOutcome::Recorded)
     }
 
     async fn apply(
@@ -120,13 +146,25 @@ impl ContactService {
     ) -> AppResult<()> {
         match effect {
             WebhookEvent::Inbound(input) => {
+                let input = InboundInput {
+                    received_at: input.received_at.map(|at| arrived_by(at, now)),
+                    ..input.clone()
+                };
                 // Validated before anything is written, so a refusal leaves `txn` usable.
-                let event = InboundEvent::parse(input.clone(), now)?;
+                let event = InboundEvent::parse(input, now)?;
                 self.apply_inbound(txn, &event, now, changes).await?;
             }
             WebhookEvent::MarketingPreference(input) => {
-                self.record_marketing_preference_in(txn, input, now, changes)
+                let input = MarketingPreferenceInput {
+                    at: arrived_by(input.at, now),
+                    ..input.clone()
+                };
+                self.record_marketing_preference_in(txn, &input, now, changes)
                     .await?;
+            }
+            WebhookEvent::NumberChange { previous, next, at } => {
+                let at = arrived_by(*at, now);
+                number_change::apply(txn, (previous, next), at, now, changes).await?;
             }
             WebhookEvent::UserIdChange {
                 previous,
@@ -139,7 +177,7 @@ impl ContactService {
                     txn,
                     ids,
                     phone_number.as_deref(),
-                    Some(*at),
+                    Some(arrived_by(*at, now)),
                     changes,
                 )
                 .await?;
@@ -157,6 +195,17 @@ impl ContactService {
             .exec(&self.db.write)
             .await?;
         Ok(deleted.rows_affected)
+    }
+}
+
+/// A time Meta reports, read against our clock: an event cannot have happened after it
+/// arrived, so a time up to [`MAX_FUTURE_SKEW`] ahead of `now` (the clocks disagree) is
+/// `now`. Further ahead it is kept, and the domain refuses it as invalid.
+fn arrived_by(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    if at > now && at <= now + MAX_FUTURE_SKEW {
+        now
+    } else {
+        at
     }
 }
 

@@ -19,6 +19,11 @@ use crate::error::{AppError, AppResult};
 /// The stored number of a window whose events named no business number.
 pub const UNNAMED: &str = "";
 
+/// Windows one contact keeps: a business has a handful of numbers; beyond this the oldest
+/// window goes, so no sender of events can grow a contact (and every page showing it) without
+/// bound. The window of no number and the latest window are never the ones dropped.
+pub const MAX_PER_CONTACT: usize = 100;
+
 /// Meta's `phone_number_id`: digits, at most this many.
 const MAX_BUSINESS_ID_DIGITS: usize = 32;
 
@@ -61,7 +66,18 @@ pub async fn advance<C: ConnectionTrait>(
              WHERE contact_whatsapp_windows.last_inbound_at < excluded.last_inbound_at",
         vec![contact_id.into(), number.into(), at.into()],
     );
-    Ok(conn.execute_raw(statement).await?.rows_affected() > 0)
+    let moved = conn.execute_raw(statement).await?.rows_affected() > 0;
+    if moved && number != UNNAMED {
+        sql::keep_newest(
+            conn,
+            "contact_whatsapp_windows",
+            "last_inbound_at",
+            contact_id,
+            MAX_PER_CONTACT,
+        )
+        .await?;
+    }
+    Ok(moved)
 }
 
 /// Sets the window with no business number to exactly `at`, or removes it: what a contact

@@ -4,18 +4,14 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Interface, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::contact::Model;
+use entity::{contact::Model, marketing_preference, whatsapp_window};
 
 use super::{
     messaging::{MessagingLoader, MessagingPolicy, WhatsappWindow},
     scalars::{MetadataMap, Timestamp},
     service,
 };
-use crate::contacts::{
-    metadata::Metadata,
-    policy::{self, MessagingRows},
-    window, windows,
-};
+use crate::contacts::{metadata::Metadata, policy, window, windows};
 
 /// A person reachable on WhatsApp.
 pub struct Contact {
@@ -48,8 +44,21 @@ impl Contact {
             .collect()
     }
 
-    async fn messaging_rows(&self, ctx: &Context<'_>) -> Result<MessagingRows> {
-        Ok(self.messaging.rows_of(service(ctx)?, self.row.id).await?)
+    async fn windows<'a>(&'a self, ctx: &Context<'a>) -> Result<&'a [whatsapp_window::Model]> {
+        Ok(self
+            .messaging
+            .windows_of(service(ctx)?, self.row.id)
+            .await?)
+    }
+
+    async fn preferences<'a>(
+        &'a self,
+        ctx: &Context<'a>,
+    ) -> Result<&'a [marketing_preference::Model]> {
+        Ok(self
+            .messaging
+            .preferences_of(service(ctx)?, self.row.id)
+            .await?)
     }
 }
 
@@ -101,8 +110,8 @@ impl Contact {
         let Some(number) = business_number(business_phone_number_id)? else {
             return Ok(window::is_open(self.row.last_whatsapp_message_at, self.now));
         };
-        let rows = self.messaging_rows(ctx).await?;
-        Ok(policy::window_open(&rows.windows, Some(&number), self.now))
+        let windows = self.windows(ctx).await?;
+        Ok(policy::window_open(windows, Some(&number), self.now))
     }
 
     /// When the window closes: 24 hours after the last inbound message or call on the given
@@ -115,10 +124,7 @@ impl Contact {
     ) -> Result<Option<Timestamp>> {
         let last = match business_number(business_phone_number_id)? {
             None => self.row.last_whatsapp_message_at,
-            Some(number) => {
-                let rows = self.messaging_rows(ctx).await?;
-                policy::latest_inbound(&rows.windows, Some(&number))
-            }
+            Some(number) => policy::latest_inbound(self.windows(ctx).await?, Some(&number)),
         };
         Ok(window::expires_at(last).map(Timestamp))
     }
@@ -126,9 +132,9 @@ impl Contact {
     /// One window per business number that has heard from the contact, newest first.
     /// `lastWhatsappMessageAt` is the latest of them; `whatsappWindowOpen` is open while any is.
     async fn whatsapp_windows(&self, ctx: &Context<'_>) -> Result<Vec<WhatsappWindow>> {
-        let rows = self.messaging_rows(ctx).await?;
-        Ok(rows
-            .windows
+        Ok(self
+            .windows(ctx)
+            .await?
             .iter()
             .map(|row| WhatsappWindow::of(row, self.now))
             .collect())
@@ -147,8 +153,10 @@ impl Contact {
         business_phone_number_id: Option<String>,
     ) -> Result<bool> {
         let number = business_number(business_phone_number_id)?;
-        let rows = self.messaging_rows(ctx).await?;
-        Ok(policy::opted_out(&rows.preferences, number.as_deref()))
+        Ok(policy::opted_out(
+            self.preferences(ctx).await?,
+            number.as_deref(),
+        ))
     }
 
     /// True when the business blocked the user (`setContactBlocked`): nothing may be sent.
@@ -166,12 +174,11 @@ impl Contact {
         business_phone_number_id: Option<String>,
     ) -> Result<MessagingPolicy> {
         let number = business_number(business_phone_number_id)?;
-        let rows = self.messaging_rows(ctx).await?;
         let open = match &number {
             None => window::is_open(self.row.last_whatsapp_message_at, self.now),
-            Some(number) => policy::window_open(&rows.windows, Some(number), self.now),
+            Some(number) => policy::window_open(self.windows(ctx).await?, Some(number), self.now),
         };
-        let opted_out = policy::opted_out(&rows.preferences, number.as_deref());
+        let opted_out = policy::opted_out(self.preferences(ctx).await?, number.as_deref());
         Ok(policy::decide(open, self.row.blocked, opted_out).into())
     }
 

@@ -5,16 +5,13 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
+use entity::{marketing_preference, whatsapp_window};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::scalars::Timestamp;
 use crate::{
-    contacts::{
-        ContactService,
-        policy::{self, MessagingRows},
-        window, windows,
-    },
+    contacts::{ContactService, policy, window, windows},
     error::AppResult,
 };
 
@@ -68,28 +65,47 @@ impl From<policy::MessagingPolicy> for MessagingPolicy {
     }
 }
 
-/// The messaging rows of the contacts one response shows together (a page, or one contact),
-/// read on first use for all of them: two queries per page instead of two per contact.
+/// The windows and marketing choices of the contacts one response shows together (a page,
+/// or one contact), each kind read on first use for all of them: one query per page and
+/// kind instead of one per contact, and none for a kind no field asked for.
 #[derive(Default)]
 pub struct MessagingLoader {
     ids: Vec<Uuid>,
-    loaded: OnceCell<HashMap<Uuid, MessagingRows>>,
+    windows: OnceCell<HashMap<Uuid, Vec<whatsapp_window::Model>>>,
+    preferences: OnceCell<HashMap<Uuid, Vec<marketing_preference::Model>>>,
 }
 
 impl MessagingLoader {
     pub fn for_contacts(ids: Vec<Uuid>) -> Arc<Self> {
         Arc::new(Self {
             ids,
-            loaded: OnceCell::new(),
+            ..Self::default()
         })
     }
 
-    /// The rows of `id`, which must be one of the loader's contacts.
-    pub async fn rows_of(&self, service: &ContactService, id: Uuid) -> AppResult<MessagingRows> {
+    /// The windows of `id` (one of the loader's contacts), newest first.
+    pub async fn windows_of(
+        &self,
+        service: &ContactService,
+        id: Uuid,
+    ) -> AppResult<&[whatsapp_window::Model]> {
         let all = self
-            .loaded
-            .get_or_try_init(|| service.messaging_rows(&self.ids))
+            .windows
+            .get_or_try_init(|| service.windows_of(&self.ids))
             .await?;
-        Ok(all.get(&id).cloned().unwrap_or_default())
+        Ok(all.get(&id).map_or(&[], Vec::as_slice))
+    }
+
+    /// The marketing choices of `id` (one of the loader's contacts).
+    pub async fn preferences_of(
+        &self,
+        service: &ContactService,
+        id: Uuid,
+    ) -> AppResult<&[marketing_preference::Model]> {
+        let all = self
+            .preferences
+            .get_or_try_init(|| service.preferences_of(&self.ids))
+            .await?;
+        Ok(all.get(&id).map_or(&[], Vec::as_slice))
     }
 }

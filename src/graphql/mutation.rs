@@ -57,6 +57,8 @@ pub struct ImportContactsPayload {
     created: i32,
     /// Rows that updated an existing contact.
     updated: i32,
+    /// Rows equal to the stored contact: nothing written, no event.
+    unchanged: i32,
     /// Rows that were rejected; the others were imported.
     failed: Vec<ImportFailure>,
 }
@@ -75,6 +77,7 @@ impl From<ImportReport> for ImportContactsPayload {
             .collect();
         Self {
             created: count(r.created),
+            unchanged: count(r.unchanged),
             updated: count(r.updated),
             failed,
         }

@@ -1,13 +1,16 @@
 //! `GET`/`POST /webhooks/whatsapp`: Meta's verification handshake and its webhook
-//! deliveries. Transport only: the signature is checked over the raw bytes before anything
-//! is parsed, the payload is turned into domain events, and the domain records them in one
-//! transaction; 200 only once that committed. The signature is the route's credential: no
+//! deliveries. Transport only: the signature is checked over the raw bytes as they stream in
+//! (see [`intake`]), before anything is parsed; the payload is turned into domain events, and
+//! the domain records them in one transaction; 200 only once that committed. The signature is the route's credential: no
 //! API key or JWT is asked for, and without an app secret the route is not mounted.
 
+mod calls;
+pub mod intake;
 mod labels;
 mod meta;
 pub mod payload;
 pub mod signature;
+mod system;
 
 use std::{
     collections::HashMap,
@@ -16,15 +19,18 @@ use std::{
 
 use axum::{
     Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    body::Body,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use subtle::ConstantTimeEq;
 
-use self::payload::Item;
+use self::{
+    intake::{Intake, Refusal},
+    payload::{Disposition, Item},
+};
 use super::{
     AppState,
     client_ip::ClientIp,
@@ -33,9 +39,11 @@ use super::{
 };
 use crate::{contacts::webhook::EventOutcome, error::ErrorCode, rate_limit::address_key};
 
-/// The largest delivery accepted. Meta documents webhook payloads of up to 3 MB; anything
-/// larger is not Meta's and is refused (413) before the signature is even computed.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// The most events (messages, statuses, calls, preferences...) one delivery may hold. Meta's
+/// Graph API webhooks documentation: notifications "are aggregated and sent in a batch with a
+/// maximum of 1000 updates". More is not Meta's, and would hold the writer (SQLite's only
+/// one) for seconds: 413, counted.
+pub const MAX_EVENTS: usize = 1_000;
 
 /// Expired Meta ids are deleted at most this often (seconds of the service's clock).
 const PRUNE_EVERY_SECS: i64 = 60;
@@ -46,14 +54,17 @@ pub struct WhatsappWebhook {
     verify_token: Option<String>,
     /// When expired Meta ids were last deleted (Unix seconds).
     last_prune: AtomicI64,
+    intake: Intake,
 }
 
 impl WhatsappWebhook {
     pub fn new(app_secret: &str, verify_token: Option<&str>) -> Self {
         Self {
-            app_secret: app_secret.as_bytes().to_vec(),
-            verify_token: verify_token.map(str::to_owned),
+            // Trimmed: a secret read from a file ends in a newline.
+            app_secret: app_secret.trim().as_bytes().to_vec(),
+            verify_token: verify_token.map(|token| token.trim().to_owned()),
             last_prune: AtomicI64::new(i64::MIN),
+            intake: Intake::default(),
         }
     }
 }
@@ -63,12 +74,7 @@ pub fn routes(enabled: bool) -> Router<AppState> {
     if !enabled {
         return Router::new();
     }
-    Router::new().route(
-        "/webhooks/whatsapp",
-        get(handshake)
-            .post(receive)
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-    )
+    Router::new().route("/webhooks/whatsapp", get(handshake).post(receive))
 }
 
 /// Meta's subscription check: `hub.mode=subscribe` and our verify token → the challenge.
@@ -101,21 +107,21 @@ async fn receive(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(hook) = state.whatsapp.clone() else {
         return super::ops::not_found().await;
     };
+    let address = address_key(client);
+    let body = match hook
+        .intake
+        .read_signed(&hook.app_secret, &headers, body, &address)
+        .await
+    {
+        Ok(body) => body,
+        Err(refusal) => return refused(&state, &hook, &address, refusal),
+    };
     let metrics = &state.metrics.webhook;
-    let header = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    if !signature::is_valid(&hook.app_secret, header, &body) {
-        metrics.signature_failure();
-        if let Err(wait) = state.address_limit.check(&address_key(client)) {
-            return credentials::too_many(wait, Format::Json);
-        }
-        let message = "missing or wrong X-Hub-Signature-256";
-        return error_response(ErrorCode::Unauthenticated, Format::Json, message);
-    }
     let items = match payload::parse(&body) {
         Ok(items) => items,
         Err(message) => {
@@ -123,7 +129,15 @@ async fn receive(
             return error_response(ErrorCode::BadRequest, Format::Json, &message);
         }
     };
-    let events: Vec<_> = items.iter().filter_map(|item| item.event.clone()).collect();
+    if items.len() > MAX_EVENTS {
+        count_deliveries(&state, &items, "too_many_events");
+        let message = format!("a delivery holds at most {MAX_EVENTS} events");
+        return error_response(ErrorCode::PayloadTooLarge, Format::Json, &message);
+    }
+    let events: Vec<_> = items
+        .iter()
+        .filter_map(|item| item.event().cloned())
+        .collect();
     let outcomes = match state.service.record_webhook_delivery(&events).await {
         Ok(outcomes) => outcomes,
         Err(err) => {
@@ -138,6 +152,37 @@ async fn receive(
     (StatusCode::OK, "ok\n").into_response()
 }
 
+/// The answer to a body not read or not accepted. Signature failures are counted and count
+/// toward the address's limit (429 past it, and the address's next bodies are not read).
+fn refused(state: &AppState, hook: &WhatsappWebhook, address: &str, refusal: Refusal) -> Response {
+    let metrics = &state.metrics.webhook;
+    let (code, message) = match refusal {
+        Refusal::Unsigned | Refusal::Forged => {
+            metrics.signature_failure();
+            if let Err(wait) = state.address_limit.check(address) {
+                hook.intake.refuse(address, wait);
+                return credentials::too_many(wait, Format::Json);
+            }
+            (
+                ErrorCode::Unauthenticated,
+                "missing or wrong X-Hub-Signature-256",
+            )
+        }
+        Refusal::Limited(wait) => return credentials::too_many(wait, Format::Json),
+        Refusal::Busy => {
+            metrics.delivery("none", "busy");
+            let message = "too many deliveries being read; retry later";
+            let mut response = error_response(ErrorCode::ServiceUnavailable, Format::Json, message);
+            let retry = HeaderValue::from_static("1");
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+            return response;
+        }
+        Refusal::TooLarge => (ErrorCode::PayloadTooLarge, "body over 3 MiB"),
+        Refusal::Unreadable => (ErrorCode::BadRequest, "body not received whole"),
+    };
+    error_response(code, Format::Json, message)
+}
+
 fn count_deliveries(state: &AppState, items: &[Item], outcome: &'static str) {
     let mut fields: Vec<&'static str> = items.iter().map(|item| item.field.as_str()).collect();
     fields.sort_unstable();
@@ -150,14 +195,15 @@ fn count_deliveries(state: &AppState, items: &[Item], outcome: &'static str) {
 fn count_events(state: &AppState, items: &[Item], outcomes: &[EventOutcome]) {
     let mut outcomes = outcomes.iter();
     for item in items {
-        let outcome = match (&item.event, item.unknown) {
-            (Some(_), _) => match outcomes.next() {
+        let outcome = match &item.what {
+            Disposition::Record(_) => match outcomes.next() {
                 Some(EventOutcome::Recorded) | None => "recorded",
                 Some(EventOutcome::Duplicate) => "duplicate",
                 Some(EventOutcome::Invalid) => "invalid",
             },
-            (None, true) => "unknown",
-            (None, false) => "ignored",
+            Disposition::Invalid => "invalid",
+            Disposition::Unknown => "unknown",
+            Disposition::Ignored => "ignored",
         };
         state
             .metrics

@@ -55,7 +55,7 @@ impl WebhookMetrics {
     }
 
     /// A change of `field` in a delivery answered with `outcome` (`ok`, `bad_request`,
-    /// `error`).
+    /// `error`, `too_many_events`), or a delivery not read (`field="none"`, `busy`).
     pub fn delivery(&self, field: &'static str, outcome: &'static str) {
         let labels = DeliveryLabels { field, outcome };
         self.deliveries.get_or_create(&labels).inc();

@@ -143,15 +143,14 @@ async fn open_windows_on_number(
     let spec = PageSpec::parse(args, order).map_err(failed)?;
     let page = service.list(&filter, &spec, now).await.map_err(failed)?;
     let ids: Vec<_> = page.rows.iter().map(|row| row.id).collect();
-    let windows = service.messaging_rows(&ids).await.map_err(failed)?;
+    let windows = service.windows_of(&ids).await.map_err(failed)?;
     let nodes: Vec<Value> = page
         .rows
         .iter()
         .map(|row| {
             let mut node = contact(row, now);
-            let rows = windows.get(&row.id).cloned().unwrap_or_default();
-            node["openOnNumber"] =
-                json!(policy::window_open(&rows.windows, Some(&body.number), now));
+            let rows = windows.get(&row.id).map_or(&[][..], Vec::as_slice);
+            node["openOnNumber"] = json!(policy::window_open(rows, Some(&body.number), now));
             node
         })
         .collect();

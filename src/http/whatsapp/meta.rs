@@ -3,8 +3,9 @@
 //! page; see tests/fixtures/meta). Every other field is ignored, so Meta adding one never
 //! fails a delivery.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, de::IgnoredAny};
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Deserializer, de::DeserializeOwned, de::IgnoredAny};
+use serde_json::Value;
 
 #[derive(Deserialize)]
 pub(super) struct Notification {
@@ -39,8 +40,9 @@ pub(super) struct Profile {
 
 #[derive(Deserialize)]
 pub(super) struct Contact {
+    /// Absent or `null` alike: a user without a profile.
     #[serde(default)]
-    pub(super) profile: Profile,
+    pub(super) profile: Option<Profile>,
     pub(super) wa_id: Option<String>,
     pub(super) user_id: Option<String>,
     pub(super) parent_user_id: Option<String>,
@@ -68,16 +70,19 @@ pub(super) struct System {
     pub(super) kind: Option<String>,
     /// `stop`/`resume` of a `user_preference_changed` system message.
     pub(super) marketing: Option<String>,
+    /// The BSUID replaced, on `user_changed_user_id` and `user_changed_number`.
+    pub(super) previous_user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct MessagesValue {
     #[serde(default)]
     pub(super) metadata: Metadata,
+    /// Each entry parsed alone (see [`each`]): one malformed entry is skipped, not fatal.
     #[serde(default)]
-    pub(super) contacts: Vec<Contact>,
+    pub(super) contacts: Vec<Value>,
     #[serde(default)]
-    pub(super) messages: Vec<Message>,
+    pub(super) messages: Vec<Value>,
     #[serde(default)]
     pub(super) statuses: Vec<IgnoredAny>,
 }
@@ -99,9 +104,9 @@ pub(super) struct CallsValue {
     #[serde(default)]
     pub(super) metadata: Metadata,
     #[serde(default)]
-    pub(super) contacts: Vec<Contact>,
+    pub(super) contacts: Vec<Value>,
     #[serde(default)]
-    pub(super) calls: Vec<Call>,
+    pub(super) calls: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -121,7 +126,7 @@ pub(super) struct UserIdUpdate {
 #[derive(Deserialize)]
 pub(super) struct UserIdUpdateValue {
     #[serde(default)]
-    pub(super) user_id_update: Vec<UserIdUpdate>,
+    pub(super) user_id_update: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -139,10 +144,18 @@ pub(super) struct UserPreferencesValue {
     #[serde(default)]
     pub(super) metadata: Metadata,
     #[serde(default)]
-    pub(super) user_preferences: Vec<UserPreference>,
+    pub(super) user_preferences: Vec<Value>,
 }
 
-/// Meta's `timestamp`: Unix seconds, as a string (documented) or a number (seen).
+/// Each entry of a list typed alone: a malformed one is an `Err` of its own, so it is
+/// counted and skipped while the rest of the delivery is recorded.
+pub(super) fn each<T: DeserializeOwned>(values: Vec<Value>) -> Vec<Result<T, serde_json::Error>> {
+    values.into_iter().map(serde_json::from_value).collect()
+}
+
+/// Meta's `timestamp`: Unix seconds, as a string (documented) or a number (seen), in the
+/// years 0001-9999 (both backends store those; PostgreSQL fails on some others, and no
+/// real event is outside them).
 pub(super) fn unix_time<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -161,6 +174,7 @@ pub(super) fn unix_time<'de, D: Deserializer<'de>>(
             .map_err(|_| serde::de::Error::custom("timestamp must be Unix seconds"))?,
     };
     DateTime::from_timestamp(seconds, 0)
+        .filter(|at| (1..=9999).contains(&at.year()))
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom("timestamp out of range"))
 }

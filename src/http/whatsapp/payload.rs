@@ -1,12 +1,18 @@
 //! Meta's webhook payload (`object: whatsapp_business_account`, `entry[].changes[]`) turned
-//! into the domain's events, each with its metric labels.
+//! into the domain's events, each with its metric labels. Each message, call or preference
+//! is typed alone: a malformed one is counted invalid and skipped, and the rest of the
+//! delivery is recorded; only a body that is not Meta's shape at the top level is refused.
+
+use serde_json::Value;
 
 use super::{
+    calls,
     labels::{self, Field},
     meta::{
-        CallsValue, Contact, Message, MessagesValue, Notification, UserIdUpdateValue,
-        UserPreferencesValue,
+        Contact, Message, MessagesValue, Notification, UserIdUpdate, UserIdUpdateValue,
+        UserPreference, UserPreferencesValue, each,
     },
+    system::{self, digits, e164},
 };
 use crate::contacts::{
     inbound::{InboundInput, InboundKind},
@@ -19,11 +25,28 @@ use crate::contacts::{
 pub struct Item {
     pub field: Field,
     pub kind: &'static str,
-    /// What to record; `None` when there is nothing to record (see `unknown`).
-    pub event: Option<DeliveredEvent>,
-    /// A field, type or value this server does not know (counted as `unknown`); else
-    /// nothing to record means deliberately ignored (statuses, business-initiated calls).
-    pub unknown: bool,
+    pub what: Disposition,
+}
+
+/// What becomes of one Meta event.
+#[derive(Debug)]
+pub enum Disposition {
+    Record(DeliveredEvent),
+    /// Deliberately not recorded (statuses, business-initiated calls).
+    Ignored,
+    /// A field, type or value this server does not know.
+    Unknown,
+    /// Not of Meta's shape (a malformed entry, a time out of range): skipped, counted.
+    Invalid,
+}
+
+impl Item {
+    pub fn event(&self) -> Option<&DeliveredEvent> {
+        match &self.what {
+            Disposition::Record(event) => Some(event),
+            _ => None,
+        }
+    }
 }
 
 /// The events of a delivery, or why it is not Meta's shape (answered 400).
@@ -47,7 +70,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
                 serde_json::from_value(change.value).map_err(shape)?,
                 &mut items,
             ),
-            Field::Calls => calls(
+            Field::Calls => calls::calls(
                 serde_json::from_value(change.value).map_err(shape)?,
                 &mut items,
             ),
@@ -61,47 +84,54 @@ pub fn parse(body: &[u8]) -> Result<Vec<Item>, String> {
             ),
             Field::Other => {
                 tracing::info!(field = %change.field, "WhatsApp webhook field not handled");
-                items.push(unknown(field, "other"));
+                items.push(item(field, "other", Disposition::Unknown));
             }
         }
     }
     Ok(items)
 }
 
-fn unknown(field: Field, kind: &'static str) -> Item {
-    Item {
-        field,
-        kind,
-        event: None,
-        unknown: true,
-    }
+pub(super) fn item(field: Field, kind: &'static str, what: Disposition) -> Item {
+    Item { field, kind, what }
+}
+
+/// A malformed entry: logged by field only (its values may be phone numbers).
+pub(super) fn invalid(field: Field, kind: &'static str) -> Item {
+    tracing::warn!(
+        field = field.as_str(),
+        "WhatsApp webhook event not of Meta's shape"
+    );
+    item(field, kind, Disposition::Invalid)
+}
+
+/// The well-formed `contacts[]` entries; a malformed one only loses its names.
+pub(super) fn contacts(values: Vec<Value>) -> Vec<Contact> {
+    each(values).into_iter().filter_map(Result::ok).collect()
 }
 
 fn messages(value: MessagesValue, items: &mut Vec<Item>) {
     let business = value.metadata.phone_number_id.as_deref();
-    for message in &value.messages {
-        items.push(Item {
-            field: Field::Messages,
-            kind: labels::message_type(&message.kind),
-            event: Some(DeliveredEvent {
-                meta_id: message.id.clone(),
-                effects: message_effects(message, &value.contacts, business),
-            }),
-            unknown: false,
-        });
+    let contacts = contacts(value.contacts);
+    for raw in value.messages {
+        let named = labels::message_type(raw.get("type").and_then(Value::as_str).unwrap_or(""));
+        let Ok(message) = serde_json::from_value::<Message>(raw) else {
+            items.push(invalid(Field::Messages, named));
+            continue;
+        };
+        let kind = labels::message_type(&message.kind);
+        let event = DeliveredEvent {
+            meta_id: message.id.clone(),
+            effects: message_effects(&message, &contacts, business),
+        };
+        items.push(item(Field::Messages, kind, Disposition::Record(event)));
     }
     for _ in &value.statuses {
-        items.push(Item {
-            field: Field::Messages,
-            kind: "status",
-            event: None,
-            unknown: false,
-        });
+        items.push(item(Field::Messages, "status", Disposition::Ignored));
     }
 }
 
-/// What a message means: an inbound event of its sender, after the identity change or the
-/// marketing choice a `system` message announces.
+/// What a message means: an inbound event of its sender, after the change of number or
+/// BSUID, or the marketing choice, a `system` message announces.
 fn message_effects(
     message: &Message,
     contacts: &[Contact],
@@ -112,26 +142,34 @@ fn message_effects(
         message.from.as_deref(),
         message.from_user_id.as_deref(),
     );
-    let change = identity_change(message);
-    // After a change of number, `from` is the number the user left: the user is named by
-    // the identities the change gave them.
-    let (phone, user_id) = match &change {
-        Some(WebhookEvent::UserIdChange {
-            next, phone_number, ..
-        }) => (phone_number.clone(), Some(next.clone())),
+    let number = system::number_change(message);
+    let user_id = system::user_id_change(message);
+    // After a change, `from` names what the user left: the user is named by the identities
+    // the change gave them.
+    let (phone, user_id_now) = match (&user_id, &number) {
+        (
+            Some(WebhookEvent::UserIdChange {
+                next, phone_number, ..
+            }),
+            _,
+        ) => (phone_number.clone(), Some(next.clone())),
+        (None, Some(WebhookEvent::NumberChange { next, .. })) => {
+            (Some(next.clone()), message.from_user_id.clone())
+        }
         _ => (
             message.from.as_deref().map(e164),
             message.from_user_id.clone().or(user_id_of(sender)),
         ),
     };
-    let mut effects: Vec<WebhookEvent> = change.into_iter().collect();
-    effects.extend(preference_change(message, business));
+    let mut effects: Vec<WebhookEvent> = number.into_iter().chain(user_id).collect();
+    effects.extend(system::preference_change(message, business));
+    let profile = sender.and_then(|c| c.profile.as_ref());
     effects.push(WebhookEvent::Inbound(InboundInput {
         phone_number: phone,
-        whatsapp_user_id: user_id,
+        whatsapp_user_id: user_id_now,
         parent_whatsapp_user_id: message.from_parent_user_id.clone().or(parent_of(sender)),
-        username: sender.and_then(|c| c.profile.username.clone()),
-        profile_name: sender.and_then(|c| c.profile.name.clone()),
+        username: profile.and_then(|p| present(&p.username)),
+        profile_name: profile.and_then(|p| present(&p.name)),
         kind: InboundKind::Message,
         received_at: message.timestamp,
         business_phone_number_id: business.map(str::to_owned),
@@ -140,96 +178,18 @@ fn message_effects(
     effects
 }
 
-/// A `system` message announcing a new BSUID: the previous one is in `from_user_id` when
-/// Meta sends it, else in the body ("User … changed from <OLD> to <NEW>").
-fn identity_change(message: &Message) -> Option<WebhookEvent> {
-    let system = message.system.as_ref()?;
-    let next = system.user_id.clone()?;
-    let from_body = system.body.as_deref().and_then(|body| {
-        let (_, rest) = body.rsplit_once(" changed from ")?;
-        let (old, _) = rest.split_once(" to ")?;
-        Some(old.trim().to_owned())
-    });
-    let previous = message
-        .from_user_id
-        .clone()
-        .filter(|id| *id != next)
-        .or(from_body)
-        .filter(|id| *id != next)?;
-    Some(WebhookEvent::UserIdChange {
-        previous,
-        next,
-        phone_number: system.wa_id.as_deref().map(e164),
-        at: message.timestamp?,
-    })
-}
-
-/// A `system` message of type `user_preference_changed`: the user stopped or resumed
-/// marketing messages (`system.marketing`, as integrations in the wild read it; Meta's
-/// `user_preferences` field says the same and is the one to subscribe to).
-fn preference_change(message: &Message, business: Option<&str>) -> Option<WebhookEvent> {
-    let system = message.system.as_ref()?;
-    if system.kind.as_deref() != Some("user_preference_changed") {
-        return None;
-    }
-    let opted_out = match system.marketing.as_deref()? {
-        "stop" => true,
-        "resume" => false,
-        _ => return None,
-    };
-    Some(WebhookEvent::MarketingPreference(
-        MarketingPreferenceInput {
-            phone_number: message.from.as_deref().map(e164),
-            whatsapp_user_id: message.from_user_id.clone(),
-            business_phone_number_id: business.map(str::to_owned),
-            opted_out,
-            at: message.timestamp?,
-        },
-    ))
-}
-
-fn calls(value: CallsValue, items: &mut Vec<Item>) {
-    let business = value.metadata.phone_number_id.clone();
-    let our_number = value.metadata.display_phone_number.as_deref();
-    for call in &value.calls {
-        let connect = call.event.as_deref() == Some("connect");
-        // Older payloads carry no direction: a call from our own number is ours.
-        let from_user = match call.direction.as_deref() {
-            Some(direction) => direction.eq_ignore_ascii_case("USER_INITIATED"),
-            None => call.from.as_deref() != our_number,
-        };
-        let sender = sender_of(
-            &value.contacts,
-            call.from.as_deref(),
-            call.from_user_id.as_deref(),
-        );
-        let event = (connect && from_user).then(|| DeliveredEvent {
-            meta_id: call.id.as_ref().map(|id| format!("call:{id}")),
-            effects: vec![WebhookEvent::Inbound(InboundInput {
-                phone_number: call.from.as_deref().map(e164),
-                whatsapp_user_id: call.from_user_id.clone().or(user_id_of(sender)),
-                parent_whatsapp_user_id: call.from_parent_user_id.clone().or(parent_of(sender)),
-                username: sender.and_then(|c| c.profile.username.clone()),
-                profile_name: sender.and_then(|c| c.profile.name.clone()),
-                kind: InboundKind::Call,
-                received_at: call.timestamp,
-                business_phone_number_id: business.clone(),
-                ..InboundInput::default()
-            })],
-        });
-        items.push(Item {
-            field: Field::Calls,
-            kind: labels::call_event(call.event.as_deref().unwrap_or("")),
-            event,
-            unknown: false,
-        });
-    }
-}
-
 fn user_id_updates(value: UserIdUpdateValue, items: &mut Vec<Item>) {
-    for update in value.user_id_update {
+    for update in each::<UserIdUpdate>(value.user_id_update) {
+        let Ok(update) = update else {
+            items.push(invalid(Field::UserIdUpdate, "user_id_update"));
+            continue;
+        };
         let Some(at) = update.timestamp else {
-            items.push(unknown(Field::UserIdUpdate, "user_id_update"));
+            items.push(item(
+                Field::UserIdUpdate,
+                "user_id_update",
+                Disposition::Unknown,
+            ));
             continue;
         };
         let change = WebhookEvent::UserIdChange {
@@ -238,22 +198,26 @@ fn user_id_updates(value: UserIdUpdateValue, items: &mut Vec<Item>) {
             phone_number: update.wa_id.as_deref().map(e164),
             at,
         };
-        items.push(Item {
-            field: Field::UserIdUpdate,
-            kind: "user_id_update",
-            event: Some(DeliveredEvent {
-                meta_id: None,
-                effects: vec![change],
-            }),
-            unknown: false,
-        });
+        let event = DeliveredEvent {
+            meta_id: None,
+            effects: vec![change],
+        };
+        items.push(item(
+            Field::UserIdUpdate,
+            "user_id_update",
+            Disposition::Record(event),
+        ));
     }
 }
 
 /// Marketing `stop`/`resume`, for the business number the webhook names. Other categories
 /// or values, or one without a time, are not known here: counted, not recorded.
 fn preferences(value: UserPreferencesValue, items: &mut Vec<Item>) {
-    for preference in value.user_preferences {
+    for preference in each::<UserPreference>(value.user_preferences) {
+        let Ok(preference) = preference else {
+            items.push(invalid(Field::UserPreferences, "other"));
+            continue;
+        };
         let marketing = preference.category.as_deref() == Some("marketing_messages");
         let opted_out = match preference.value.as_deref() {
             Some("stop") => Some(true),
@@ -261,7 +225,7 @@ fn preferences(value: UserPreferencesValue, items: &mut Vec<Item>) {
             _ => None,
         };
         let (Some(opted_out), Some(at), true) = (opted_out, preference.timestamp, marketing) else {
-            items.push(unknown(Field::UserPreferences, "other"));
+            items.push(item(Field::UserPreferences, "other", Disposition::Unknown));
             continue;
         };
         let input = MarketingPreferenceInput {
@@ -271,44 +235,49 @@ fn preferences(value: UserPreferencesValue, items: &mut Vec<Item>) {
             opted_out,
             at,
         };
-        items.push(Item {
-            field: Field::UserPreferences,
-            kind: if opted_out { "stop" } else { "resume" },
-            event: Some(DeliveredEvent {
-                meta_id: None,
-                effects: vec![WebhookEvent::MarketingPreference(input)],
-            }),
-            unknown: false,
-        });
+        let event = DeliveredEvent {
+            meta_id: None,
+            effects: vec![WebhookEvent::MarketingPreference(input)],
+        };
+        let kind = if opted_out { "stop" } else { "resume" };
+        items.push(item(
+            Field::UserPreferences,
+            kind,
+            Disposition::Record(event),
+        ));
     }
 }
 
-/// The `contacts[]` entry of the sender: by BSUID, else by phone number, else the only one.
-fn sender_of<'a>(
+/// The `contacts[]` entry of the sender: the one with the sender's BSUID, else the one with
+/// the sender's number (by digits). An entry naming someone else is never the sender's,
+/// even when it is the only one: its names and BSUID are another person's.
+pub(super) fn sender_of<'a>(
     contacts: &'a [Contact],
     phone: Option<&str>,
     user_id: Option<&str>,
 ) -> Option<&'a Contact> {
     let by_user_id =
         user_id.and_then(|id| contacts.iter().find(|c| c.user_id.as_deref() == Some(id)));
-    let by_phone = || phone.and_then(|p| contacts.iter().find(|c| c.wa_id.as_deref() == Some(p)));
-    let only = || (contacts.len() == 1).then(|| &contacts[0]);
-    by_user_id.or_else(by_phone).or_else(only)
+    let phone = phone.map(digits).filter(|d| !d.is_empty());
+    let by_phone = || {
+        let phone = phone.as_deref()?;
+        contacts
+            .iter()
+            .find(|c| c.wa_id.as_deref().map(digits).as_deref() == Some(phone))
+    };
+    by_user_id.or_else(by_phone)
 }
 
-fn user_id_of(contact: Option<&Contact>) -> Option<String> {
+pub(super) fn user_id_of(contact: Option<&Contact>) -> Option<String> {
     contact.and_then(|c| c.user_id.clone())
 }
 
-fn parent_of(contact: Option<&Contact>) -> Option<String> {
+pub(super) fn parent_of(contact: Option<&Contact>) -> Option<String> {
     contact.and_then(|c| c.parent_user_id.clone())
 }
 
-/// Meta's `wa_id`/`from` is the number's digits without `+`.
-fn e164(digits: &str) -> String {
-    if digits.starts_with('+') {
-        digits.to_owned()
-    } else {
-        format!("+{digits}")
-    }
+/// A name Meta sends, or `None` when it is empty (a user without a name or username): an
+/// empty one is no name, and must not make the message invalid.
+pub(super) fn present(name: &Option<String>) -> Option<String> {
+    name.clone().filter(|n| !n.trim().is_empty())
 }

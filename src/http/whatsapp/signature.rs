@@ -20,6 +20,34 @@ pub fn is_valid(secret: &[u8], header: Option<&[u8]>, body: &[u8]) -> bool {
     mac.verify_slice(&given).is_ok()
 }
 
+/// The MAC a well-formed header carries: `sha256=` and 64 hex digits. Anything else cannot
+/// be a signature, so such a request is refused from its head, before its body is read.
+pub fn parse_header(header: Option<&[u8]>) -> Option<[u8; 32]> {
+    let hex_mac = header?.strip_prefix(b"sha256=")?.trim_ascii();
+    let mut mac = [0u8; 32];
+    hex::decode_to_slice(hex_mac, &mut mac).ok()?;
+    Some(mac)
+}
+
+/// An HMAC-SHA256 computed as the body streams in, so a body is never hashed in a second pass.
+pub struct Streaming(Hmac<Sha256>);
+
+impl Streaming {
+    /// `None` only for a key HMAC refuses, which it never does (any length is a key).
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        Hmac::<Sha256>::new_from_slice(secret).ok().map(Self)
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    /// Whether the bytes seen carry `expected`, compared in constant time.
+    pub fn verify(self, expected: &[u8; 32]) -> bool {
+        self.0.verify_slice(expected).is_ok()
+    }
+}
+
 /// The header value Meta would send for `body` (for tests and load tools).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     // HMAC takes keys of any length, so this never fails; an empty MAC would never verify.
@@ -49,6 +77,20 @@ mod tests {
         assert!(!is_valid(b"secret", Some(b"sha256=zz"), body));
         let short = &header[..header.len() - 2];
         assert!(!is_valid(b"secret", Some(short.as_bytes()), body));
+    }
+
+    #[test]
+    fn a_header_is_well_formed_only_with_a_full_hex_mac() {
+        let header = sign(b"secret", b"body");
+        let mac = parse_header(Some(header.as_bytes())).expect("well formed");
+        let mut streaming = Streaming::new(b"secret").expect("key");
+        streaming.update(b"bo");
+        streaming.update(b"dy");
+        assert!(streaming.verify(&mac));
+        assert!(parse_header(None).is_none());
+        assert!(parse_header(Some(b"sha256=zz")).is_none());
+        assert!(parse_header(Some(&header.as_bytes()[..header.len() - 2])).is_none());
+        assert!(parse_header(Some(header.trim_start_matches("sha256=").as_bytes())).is_none());
     }
 
     #[test]
