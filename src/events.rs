@@ -1,4 +1,6 @@
-//! Change events: the one place where writes are announced, for subscriptions.
+//! Change events: the one place where writes are announced, for subscriptions. They only
+//! wake each instance's reader of the change log (`contacts::changelog`), which is what
+//! subscribers receive, so a lost or malformed event delays a change but never loses it.
 //!
 //! SQLite: an in-process broadcast after commit. PostgreSQL: `pg_notify` inside the writing
 //! transaction (so nothing is announced unless it commits) and a LISTEN connection per
