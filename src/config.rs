@@ -189,6 +189,11 @@ pub struct Config {
     /// one typed as "Verify token" in the app's WhatsApp configuration.
     #[arg(long, env = "WHATSAPP_VERIFY_TOKEN", hide_env_values = true)]
     pub whatsapp_verify_token: Option<String>,
+
+    /// Days the change log (`contactChanges`, `contactEvents(after:)`) keeps a change; older
+    /// changes are pruned hourly and their cursors answer `CURSOR_EXPIRED`.
+    #[arg(long, env = "CHANGE_LOG_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub change_log_retention_days: u32,
 }
 
 /// Where the contacts are stored; shared by every subcommand.

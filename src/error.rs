@@ -28,6 +28,7 @@ pub enum ErrorCode {
     MisdirectedRequest,
     FailedPrecondition,
     QueryTimeout,
+    CursorExpired,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -37,7 +38,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [Self; 19] = [
+    const ALL: [Self; 20] = [
         Self::BadUserInput,
         Self::NotFound,
         Self::Conflict,
@@ -57,6 +58,7 @@ impl ErrorCode {
         Self::MisdirectedRequest,
         Self::FailedPrecondition,
         Self::QueryTimeout,
+        Self::CursorExpired,
     ];
 
     /// The code as clients see it.
@@ -81,6 +83,7 @@ impl ErrorCode {
             Self::MisdirectedRequest => "MISDIRECTED_REQUEST",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
             Self::QueryTimeout => "QUERY_TIMEOUT",
+            Self::CursorExpired => "CURSOR_EXPIRED",
         }
     }
 
@@ -97,7 +100,8 @@ impl ErrorCode {
             | Self::GraphqlValidationFailed
             | Self::BadRequest
             | Self::FailedPrecondition
-            | Self::QueryTimeout => StatusCode::BAD_REQUEST,
+            | Self::QueryTimeout
+            | Self::CursorExpired => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -168,6 +172,8 @@ pub enum AppError {
     /// A statement ran past its deadline and was stopped: the query asks too much, and the
     /// same query retried would be stopped again, so no `Retry-After`.
     QueryTimeout,
+    /// A change-feed cursor older than the log's retention: changes after it may be gone.
+    CursorExpired,
     /// The database cannot be reached right now; retrying later may succeed.
     Unavailable(String),
     /// Anything the client did not cause. Logged in full, answered generically.
@@ -220,6 +226,7 @@ impl AppError {
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::QueryTimeout => ErrorCode::QueryTimeout,
+            Self::CursorExpired => ErrorCode::CursorExpired,
             Self::Lagged(_) => ErrorCode::SubscriberLagged,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -239,6 +246,10 @@ impl AppError {
             Self::Unavailable(_) => "the database is unavailable; retry shortly".to_owned(),
             Self::QueryTimeout => "the query ran past its deadline and was stopped; ask for less \
                  (a smaller page, a narrower filter)"
+                .to_owned(),
+            Self::CursorExpired => "the cursor is older than the change log's retention; \
+                 changes after it may be gone: read the contacts again and follow the feed from \
+                 a new cursor"
                 .to_owned(),
             Self::Lagged(missed) => {
                 format!("this subscription fell behind and missed {missed} events; subscribe again")

@@ -1,4 +1,6 @@
-//! Change events: the one place where writes are announced, for subscriptions.
+//! Change events: the one place where writes are announced, for subscriptions. They only
+//! wake each instance's reader of the change log (`contacts::changelog`), which is what
+//! subscribers receive, so a lost or malformed event delays a change but never loses it.
 //!
 //! SQLite: an in-process broadcast after commit. PostgreSQL: `pg_notify` inside the writing
 //! transaction (so nothing is announced unless it commits) and a LISTEN connection per
@@ -24,7 +26,7 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Created => "CREATED",
             Self::Updated => "UPDATED",
@@ -33,7 +35,7 @@ impl ChangeKind {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         [Self::Created, Self::Updated, Self::Deleted, Self::Merged]
             .into_iter()
             .find(|kind| kind.name() == name)

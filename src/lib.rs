@@ -48,7 +48,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     migrate(&config).await?;
     let db = Db::connect(&config.database_options()).await?;
     let events = events::start(&db, &config.database.url).await?;
-    let service = ContactService::new(db.clone(), Arc::new(SystemClock), events);
+    let service = ContactService::new(db.clone(), Arc::new(SystemClock), events)
+        .with_change_retention(chrono::TimeDelta::days(
+            config.change_log_retention_days.into(),
+        ));
+    tokio::spawn(contacts::changelog::prune_periodically(
+        service.clone(),
+        std::time::Duration::from_secs(3600),
+    ));
     let proxies = TrustedProxies::parse(&config.trusted_proxies, &config.trusted_proxy_header)?;
     let mut state = AppState::new(service, config.limits());
     if let Some((secret, token)) = config.whatsapp_webhook()? {

@@ -8,6 +8,7 @@ mod m20261126_000002_whatsapp_identity;
 mod m20261126_000003_messaging_policy;
 mod m20261126_000004_webhook_deliveries;
 mod m20261126_000005_order_indexes;
+mod m20261126_000006_change_log;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_messaging_policy::Migration),
             Box::new(m20261126_000004_webhook_deliveries::Migration),
             Box::new(m20261126_000005_order_indexes::Migration),
+            Box::new(m20261126_000006_change_log::Migration),
         ]
     }
 }

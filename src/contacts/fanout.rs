@@ -1,116 +1,117 @@
-//! One reader between the event bus and every subscriber of this instance: each change's row
-//! is read once, however many subscribers show it, and only when one of them wants it.
+//! One reader between the change log and every subscriber of this instance: each change is
+//! read once from the log (the contact's snapshot included), however many subscribers show it,
+//! and handed to all of them in log order.
+//!
+//! The event bus only wakes the reader: whatever it says (a change, a lost LISTEN connection,
+//! a lag of the bus itself), the reader reads the log from the last position it delivered, so
+//! a missed notification delays a change but never loses it. A subscriber that falls behind
+//! the reader re-reads the log from its own last position (see `follow`).
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
-};
-
-use entity::{
-    contact::{Column, Entity, Model},
-    whatsapp_window,
-};
-use prometheus_client::metrics::counter::Counter;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::{
-    broadcast::{
-        self,
-        error::{RecvError, TryRecvError},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicI64, Ordering},
     },
-    oneshot,
+    time::Duration,
 };
-use uuid::Uuid;
 
-use super::windows;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    oneshot, watch,
+};
+
+use entity::whatsapp_window;
+
+use super::{
+    changelog::{self, LoggedChange},
+    windows,
+};
 use crate::{
     db::Db,
-    error::{AppError, AppResult},
-    events::{BusMessage, ChangeKind, ContactChange, EventBus},
+    error::AppResult,
+    events::{BusMessage, EventBus},
 };
 
-/// Messages a subscriber may fall behind before it is told it lagged (as on the bus).
+/// Changes a subscriber may fall behind the reader before it catches up from the log.
 const CAPACITY: usize = 1024;
 
-/// Changes already waiting on the bus that are read with one query (a bulk import announces
-/// thousands at once).
-const BATCH: usize = 256;
+/// Changes read from the log at once.
+const PAGE: u64 = 1000;
+
+/// How often the reader looks at the log with no wake-up: a safety net for a notification lost
+/// on the way (the bus reports a lost LISTEN connection, but not every kind of loss).
+const POLL: Duration = Duration::from_secs(1);
 
 /// What subscribers receive.
 #[derive(Debug, Clone)]
 pub(super) enum Fanned {
     Change(Arc<Delivered>),
-    /// Events may have been missed upstream: re-read what you show.
-    Resync,
-    /// This many events were dropped before reaching the subscriber.
-    Lagged(u64),
+    /// Changes were dropped before reaching the subscriber: read the log.
+    Lagged,
 }
 
-/// A committed change and its row as read after it (`None` once deleted).
+/// A change from the log, as handed to every subscriber of this instance.
 #[derive(Debug)]
 pub(super) struct Delivered {
-    pub(super) change: ContactChange,
-    row: Result<Option<Model>, Arc<AppError>>,
+    pub(super) logged: Arc<LoggedChange>,
     /// The contact's windows per business number, read by the first subscriber that needs
     /// them and shared with the rest (per-number window subscriptions).
     windows: tokio::sync::OnceCell<Vec<whatsapp_window::Model>>,
 }
 
 impl Delivered {
+    fn new(logged: LoggedChange) -> Self {
+        Self {
+            logged: Arc::new(logged),
+            windows: tokio::sync::OnceCell::new(),
+        }
+    }
+
     /// The contact's windows after the change, read once for every subscriber that asks.
     pub(super) async fn windows(&self, db: &Db) -> AppResult<&[whatsapp_window::Model]> {
-        let id = self.change.contact_id;
+        let id = self.logged.change.contact_id;
         let rows = self
             .windows
             .get_or_try_init(|| windows::of_contacts(&db.read, std::slice::from_ref(&id)))
             .await?;
         Ok(rows)
     }
-
-    /// The row, or the read's failure (told to every subscriber that wanted the row).
-    pub(super) fn row(&self) -> AppResult<Option<Model>> {
-        match &self.row {
-            Ok(row) => Ok(row.clone()),
-            Err(err) => Err(match err.as_ref() {
-                AppError::Unavailable(detail) => AppError::Unavailable(detail.clone()),
-                AppError::Internal(detail) => AppError::Internal(detail.clone()),
-                other => AppError::Internal(format!("{other:?}")),
-            }),
-        }
-    }
 }
 
 /// The service's fan-out, shared by its clones. The reader task starts with the first
-/// subscriber and ends when the bus closes or the service is dropped.
+/// subscriber and ends when the service is dropped.
 #[derive(Default)]
 pub(super) struct Fanout {
     running: OnceLock<Running>,
-    interest: Arc<Mutex<Interest>>,
     reads: Counter,
 }
 
 struct Running {
     sender: broadcast::Sender<Fanned>,
+    /// The last position the reader has sent (-1 until it has started).
+    sent: Arc<AtomicI64>,
+    /// The position the reader started after, once it knows it.
+    started: watch::Receiver<Option<i64>>,
     /// Dropped with the service, which stops the reader.
     _stop: oneshot::Sender<()>,
 }
 
 impl Fanout {
-    /// Messages from now on, for a subscriber to every change (`None`) or to one contact's.
-    pub(super) fn subscribe(&self, bus: &EventBus, db: &Db, only: Option<Uuid>) -> Subscription {
+    /// Changes the reader delivers from now on.
+    pub(super) fn subscribe(&self, bus: &EventBus, db: &Db) -> Subscription {
         let running = self.running.get_or_init(|| self.start(bus, db));
-        // Listening before declaring interest: whatever the reader reads for us, we receive.
         let receiver = running.sender.subscribe();
-        lock(&self.interest).add(only);
+        // Read after subscribing: whatever the reader sends after this position, we receive.
+        let sent = running.sent.load(Ordering::Acquire);
         Subscription {
             receiver,
-            _interest: InterestGuard {
-                interest: self.interest.clone(),
-                only,
-            },
+            started: running.started.clone(),
+            from: (sent >= 0).then_some(sent),
         }
     }
 
-    /// Rows read to deliver events.
+    /// Log rows read to deliver events.
     pub(super) fn reads(&self) -> &Counter {
         &self.reads
     }
@@ -118,26 +119,32 @@ impl Fanout {
     fn start(&self, bus: &EventBus, db: &Db) -> Running {
         let (sender, _) = broadcast::channel(CAPACITY);
         let (stop, stopped) = oneshot::channel();
+        let (started_tx, started) = watch::channel(None);
+        let sent = Arc::new(AtomicI64::new(-1));
         // The reader holds no service (nor the bus's sender), so dropping the service ends it.
         let reader = Reader {
             bus: bus.subscribe(),
             db: db.clone(),
             sender: sender.clone(),
-            interest: self.interest.clone(),
+            sent: sent.clone(),
             reads: self.reads.clone(),
         };
-        tokio::spawn(reader.run(stopped));
+        tokio::spawn(reader.run(stopped, started_tx));
         Running {
             sender,
+            sent,
+            started,
             _stop: stop,
         }
     }
 }
 
-/// One subscriber's feed; its interest lasts until it is dropped.
+/// One subscriber's feed.
 pub(super) struct Subscription {
     receiver: broadcast::Receiver<Fanned>,
-    _interest: InterestGuard,
+    started: watch::Receiver<Option<i64>>,
+    /// The reader's last position sent when this subscribed, if it had started.
+    from: Option<i64>,
 }
 
 impl Subscription {
@@ -145,153 +152,100 @@ impl Subscription {
     pub(super) async fn recv(&mut self) -> Option<Fanned> {
         match self.receiver.recv().await {
             Ok(message) => Some(message),
-            Err(RecvError::Lagged(missed)) => Some(Fanned::Lagged(missed)),
+            Err(RecvError::Lagged(_)) => Some(Fanned::Lagged),
             Err(RecvError::Closed) => None,
         }
     }
-}
 
-/// Who wants rows: subscribers to everything, and subscribers to one contact by id.
-#[derive(Debug, Default)]
-struct Interest {
-    all: usize,
-    ids: HashMap<Uuid, usize>,
-}
-
-impl Interest {
-    fn wants(&self, id: Uuid) -> bool {
-        self.all > 0 || self.ids.contains_key(&id)
-    }
-
-    fn add(&mut self, only: Option<Uuid>) {
-        match only {
-            Some(id) => *self.ids.entry(id).or_default() += 1,
-            None => self.all += 1,
+    /// The position this subscription starts after: every change after it is received here
+    /// or was in the log before this returns. The reader's progress when this subscribed,
+    /// or, for the subscription that started the reader, where the reader started (changes
+    /// committed while it started are then before it). `None` once the reader has stopped.
+    pub(super) async fn start(&mut self) -> Option<i64> {
+        if let Some(from) = self.from {
+            return Some(from);
         }
-    }
-
-    fn remove(&mut self, only: Option<Uuid>) {
-        match only {
-            Some(id) => {
-                if let Some(count) = self.ids.get_mut(&id) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.ids.remove(&id);
-                    }
-                }
-            }
-            None => self.all = self.all.saturating_sub(1),
-        }
+        let started = self.started.wait_for(Option::is_some).await.ok()?;
+        *started
     }
 }
 
-struct InterestGuard {
-    interest: Arc<Mutex<Interest>>,
-    only: Option<Uuid>,
-}
-
-impl Drop for InterestGuard {
-    fn drop(&mut self) {
-        lock(&self.interest).remove(self.only);
-    }
-}
-
-/// The counts stay consistent under a panic elsewhere: each update is one statement.
-fn lock(interest: &Mutex<Interest>) -> MutexGuard<'_, Interest> {
-    interest.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The task: bus in, rows read once, subscribers out.
+/// The task: wake-ups in, the log read once, subscribers out.
 struct Reader {
     bus: broadcast::Receiver<BusMessage>,
     db: Db,
     sender: broadcast::Sender<Fanned>,
-    interest: Arc<Mutex<Interest>>,
+    sent: Arc<AtomicI64>,
     reads: Counter,
 }
 
 impl Reader {
-    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
-        loop {
-            let first = tokio::select! {
-                _ = &mut stopped => return,
-                message = self.bus.recv() => message,
-            };
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match self.bus.try_recv() {
-                    Ok(message) => batch.push(Ok(message)),
-                    Err(TryRecvError::Lagged(missed)) => batch.push(Err(RecvError::Lagged(missed))),
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
-            }
-            if !self.deliver(batch).await {
-                return;
-            }
-        }
-    }
-
-    /// Sends `batch` on in order, with the wanted rows read in one query; false once the bus
-    /// has closed.
-    async fn deliver(&self, batch: Vec<Result<BusMessage, RecvError>>) -> bool {
-        let wanted: Vec<bool> = {
-            let interest = lock(&self.interest);
-            let wants = |item: &Result<BusMessage, RecvError>| match item {
-                Ok(BusMessage::Change(change)) => {
-                    interest.wants(change.contact_id)
-                        || change
-                            .merged_contact_id
-                            .is_some_and(|id| interest.wants(id))
-                }
-                _ => true,
-            };
-            batch.iter().map(wants).collect()
+    async fn run(
+        mut self,
+        mut stopped: oneshot::Receiver<()>,
+        started: watch::Sender<Option<i64>>,
+    ) {
+        let mut last = tokio::select! {
+            _ = &mut stopped => return,
+            head = self.head() => head,
         };
-        let mut ids: Vec<Uuid> = batch
-            .iter()
-            .zip(&wanted)
-            .filter_map(|(item, &wanted)| match item {
-                Ok(BusMessage::Change(change)) if wanted && change.kind != ChangeKind::Deleted => {
-                    Some(change.contact_id)
+        self.sent.store(last, Ordering::Release);
+        started.send_replace(Some(last));
+        let mut poll = tokio::time::interval(POLL);
+        // A bus with no sender left (a command-line bus) never wakes the reader; the poll does.
+        let mut bus_open = true;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                message = self.bus.recv(), if bus_open => {
+                    bus_open = !matches!(message, Err(RecvError::Closed));
                 }
-                _ => None,
-            })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let rows = self.read(ids).await;
-        for (item, wanted) in batch.into_iter().zip(wanted) {
-            let message = match item {
-                Ok(BusMessage::Change(_)) if !wanted => continue,
-                Ok(BusMessage::Change(change)) => Fanned::Change(Arc::new(Delivered {
-                    row: match (&rows, change.kind) {
-                        (_, ChangeKind::Deleted) => Ok(None),
-                        (Ok(rows), _) => Ok(rows.get(&change.contact_id).cloned()),
-                        (Err(err), _) => Err(err.clone()),
-                    },
-                    change,
-                    windows: tokio::sync::OnceCell::new(),
-                })),
-                Ok(BusMessage::Resync) => Fanned::Resync,
-                Err(RecvError::Lagged(missed)) => Fanned::Lagged(missed),
-                Err(RecvError::Closed) => return false,
-            };
-            // Having no subscriber right now is fine.
-            let _ = self.sender.send(message);
+                _ = poll.tick() => {}
+            }
+            // Everything already waiting is covered by the one read below.
+            while self.bus.try_recv().is_ok() {}
+            last = self.deliver_after(last).await;
         }
-        true
     }
 
-    async fn read(&self, ids: Vec<Uuid>) -> Result<HashMap<Uuid, Model>, Arc<AppError>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
+    /// The log's head, retrying until the database answers.
+    async fn head(&self) -> i64 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match changelog::head(&self.db.read).await {
+                Ok(head) => return head,
+                Err(err) => {
+                    tracing::warn!(error = %err.describe(), "change log unreadable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
         }
-        self.reads.inc_by(ids.len() as u64);
-        let rows = Entity::find()
-            .filter(Column::Id.is_in(ids))
-            .all(&self.db.read)
-            .await
-            .map_err(|err| Arc::new(AppError::from(err)))?;
-        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+
+    /// Sends every change after `last` on, in order; returns the last position sent. A failed
+    /// read is retried at the next wake-up or poll.
+    async fn deliver_after(&self, mut last: i64) -> i64 {
+        loop {
+            let read = match changelog::read_after(&self.db.read, last, PAGE).await {
+                Ok(read) => read,
+                Err(err) => {
+                    tracing::warn!(error = %err.describe(), "change log read failed; retrying");
+                    return last;
+                }
+            };
+            self.reads.inc_by(read.changes.len() as u64);
+            for change in read.changes {
+                last = change.position;
+                // Having no subscriber right now is fine.
+                let _ = self
+                    .sender
+                    .send(Fanned::Change(Arc::new(Delivered::new(change))));
+                self.sent.store(last, Ordering::Release);
+            }
+            if !read.has_more {
+                return last;
+            }
+        }
     }
 }

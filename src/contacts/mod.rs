@@ -3,10 +3,13 @@
 pub mod block;
 pub mod bsuid;
 pub mod bulk;
+pub mod change_cursor;
+pub mod changelog;
 pub mod clock;
 pub mod cursor;
 mod fanout;
 pub mod filter;
+mod follow;
 pub mod identity;
 pub mod import;
 pub mod inbound;

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
+    changelog,
     clock::Clock,
     fanout::{Fanout, Subscription},
 };
@@ -25,6 +26,8 @@ pub struct ContactService {
     events: EventBus,
     /// Subscribers' one reader of changed rows (see `fanout`).
     fanout: Arc<Fanout>,
+    /// How long the change log keeps changes.
+    change_retention: TimeDelta,
 }
 
 impl ContactService {
@@ -34,7 +37,19 @@ impl ContactService {
             clock,
             events,
             fanout: Arc::default(),
+            change_retention: changelog::DEFAULT_RETENTION,
         }
+    }
+
+    /// Keeps changes in the log for `retention` (default 30 days).
+    pub fn with_change_retention(mut self, retention: TimeDelta) -> Self {
+        self.change_retention = retention;
+        self
+    }
+
+    /// How long the change log keeps changes.
+    pub fn change_retention(&self) -> TimeDelta {
+        self.change_retention
     }
 
     /// "Now", from the injected clock.
@@ -55,15 +70,16 @@ impl ContactService {
         &self.clock
     }
 
-    /// Rows read to deliver change events to subscribers: once per change however many
-    /// subscribers show it, plus a subscriber's own re-read after events were missed.
+    /// Change-log rows read to deliver change events to subscribers: once per change however
+    /// many subscribers show it, plus a subscriber's own catch-up from a cursor or after it
+    /// fell behind.
     pub fn event_row_reads(&self) -> &Counter {
         self.fanout.reads()
     }
 
-    /// Changes from now on, each with its row read once for all subscribers.
-    pub(super) fn subscribe_changes(&self, only: Option<Uuid>) -> Subscription {
-        self.fanout.subscribe(&self.events, &self.db, only)
+    /// Changes from now on, each read from the log once for all subscribers.
+    pub(super) fn subscribe_changes(&self) -> Subscription {
+        self.fanout.subscribe(&self.events, &self.db)
     }
 
     /// Opens a write transaction.
@@ -71,13 +87,14 @@ impl ContactService {
         Ok(self.db.write.begin().await?)
     }
 
-    /// Commits `txn` with `changes` announced as part of it: nothing is announced unless the
-    /// write commits, and a committed write is always announced.
+    /// Commits `txn` with `changes` logged and announced as part of it: nothing is logged or
+    /// announced unless the write commits, and a committed write is always both.
     pub(super) async fn commit_announcing(
         &self,
         txn: DatabaseTransaction,
         changes: &[ContactChange],
     ) -> AppResult<()> {
+        changelog::append(&txn, changes, || self.now()).await?;
         self.events.stage(&txn, changes).await?;
         txn.commit().await?;
         self.events.committed(changes);

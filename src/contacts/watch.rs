@@ -1,5 +1,5 @@
-//! Live views for subscriptions: committed changes, and a contact's window state that also
-//! changes by itself when the window expires (driven by the injected clock).
+//! Live views for subscriptions: a contact's window state, which also changes by itself when
+//! the window expires (driven by the injected clock). Committed changes: see `follow`.
 
 use std::sync::Arc;
 
@@ -14,10 +14,7 @@ use super::{
     service::ContactService,
     window, windows,
 };
-use crate::{
-    error::{AppError, AppResult},
-    events::ContactChange,
-};
+use crate::error::{AppError, AppResult};
 
 /// Whether a contact may be messaged freely, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +38,6 @@ impl WindowState {
     }
 }
 
-/// A committed change with the row as it is now (`None` once deleted).
-pub type ChangeWithRow = (ContactChange, Option<Model>);
-
 /// What changes a watched window next.
 enum Next {
     /// Time passed, or another contact changed: recompute.
@@ -57,33 +51,6 @@ enum Next {
 }
 
 impl ContactService {
-    /// Changes to one contact (`Some(id)`) or to all, as they commit. A subscriber that falls
-    /// so far behind that events were dropped gets an error and the stream ends. Rows come
-    /// from the service's fan-out: read once per change, not once per subscriber.
-    pub fn watch_changes(
-        &self,
-        only: Option<Uuid>,
-    ) -> impl Stream<Item = AppResult<ChangeWithRow>> + Send + use<> {
-        let mut feed = self.subscribe_changes(only);
-        async_stream::stream! {
-            loop {
-                let delivered = match feed.recv().await {
-                    Some(Fanned::Change(delivered)) => delivered,
-                    Some(Fanned::Resync) => continue,
-                    Some(Fanned::Lagged(missed)) => {
-                        yield Err(AppError::Lagged(missed));
-                        return;
-                    }
-                    None => return,
-                };
-                if only.is_some_and(|id| !delivered.change.concerns(id)) {
-                    continue;
-                }
-                yield delivered.row().map(|row| (delivered.change.clone(), row));
-            }
-        }
-    }
-
     /// The contact's window: the current state first, then each change, including the moment
     /// it expires with no write. `NOT_FOUND` if the contact does not exist; ends (closed) when
     /// it is deleted; ends with a state naming the survivor when it is merged into another.
@@ -95,8 +62,21 @@ impl ContactService {
     ) -> impl Stream<Item = AppResult<WindowState>> + Send + use<> {
         let service = self.clone();
         // Subscribed before the first read, so no change slips between the two.
-        let mut feed = self.subscribe_changes(Some(id));
+        let mut feed = self.subscribe_changes();
         async_stream::stream! {
+            // Changes up to the log's head are in the row read next; older snapshots that the
+            // reader delivers after it are skipped (see `next_change`).
+            let floor = match feed.start().await {
+                Some(_) => service.change_head().await,
+                None => return,
+            };
+            let floor = match floor {
+                Ok(floor) => floor,
+                Err(err) => {
+                    yield Err(err);
+                    return;
+                }
+            };
             let mut row = match service.get(id).await {
                 Ok(Some(row)) => Some(row),
                 Ok(None) => {
@@ -135,7 +115,7 @@ impl ContactService {
                     yield Ok(state.clone());
                 }
                 let expiry = state.expires_at.filter(|_| state.open);
-                let read = match next_change(&service, &mut feed, id, expiry).await {
+                let read = match next_change(&service, &mut feed, (id, floor), expiry).await {
                     Next::Tick => continue,
                     Next::Row(read, change) => {
                         delivered = change;
@@ -192,25 +172,30 @@ impl ContactService {
     }
 }
 
-/// Waits for the window's expiry or for news about contact `id`.
+/// Waits for the window's expiry or for news about contact `id` logged after `floor`.
 async fn next_change(
     service: &ContactService,
     feed: &mut Subscription,
-    id: Uuid,
+    (id, floor): (Uuid, i64),
     expiry: Option<DateTime<Utc>>,
 ) -> Next {
     tokio::select! {
         () = wake_at(service, expiry) => Next::Tick,
         message = feed.recv() => match message {
-            Some(Fanned::Change(delivered)) if delivered.change.contact_id == id => {
-                Next::Row(Box::new(delivered.row()), Some(delivered))
+            Some(Fanned::Change(delivered)) if delivered.logged.position <= floor => Next::Tick,
+            Some(Fanned::Change(delivered)) if delivered.logged.change.contact_id == id => {
+                let row = delivered.logged.contact.clone();
+                Next::Row(Box::new(Ok(row)), Some(delivered))
             }
-            Some(Fanned::Change(delivered)) if delivered.change.merged_contact_id == Some(id) => {
-                Next::Merged(delivered.change.contact_id, Box::new(delivered.row()))
+            Some(Fanned::Change(delivered))
+                if delivered.logged.change.merged_contact_id == Some(id) =>
+            {
+                let survivor = delivered.logged.change.contact_id;
+                Next::Merged(survivor, Box::new(Ok(delivered.logged.contact.clone())))
             }
             Some(Fanned::Change(_)) => Next::Tick,
-            // Missed events are recovered by reading the row again.
-            Some(Fanned::Resync | Fanned::Lagged(_)) => {
+            // Missed changes are recovered by reading the row again.
+            Some(Fanned::Lagged) => {
                 service.event_row_reads().inc();
                 Next::Row(Box::new(service.get(id).await), None)
             }
@@ -224,95 +209,5 @@ async fn wake_at(service: &ContactService, at: Option<DateTime<Utc>>) {
     match at {
         Some(at) => service.clock().sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use futures_util::StreamExt;
-
-    use super::*;
-    use crate::{
-        contacts::clock::SystemClock,
-        db::{Db, DbOptions},
-        events::{BusMessage, ChangeKind, EventBus},
-    };
-
-    fn change(contact_id: Uuid) -> BusMessage {
-        BusMessage::Change(ContactChange {
-            kind: ChangeKind::Updated,
-            contact_id,
-            at: Utc::now(),
-            merged_contact_id: None,
-        })
-    }
-
-    async fn service() -> ContactService {
-        let options = DbOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            busy_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        };
-        let db = Db::connect(&options).await.unwrap();
-        db.migrate().await.unwrap();
-        ContactService::new(db, Arc::new(SystemClock), EventBus::in_process())
-    }
-
-    #[tokio::test]
-    async fn a_subscriber_that_falls_behind_is_told_and_closed_while_writers_go_on() {
-        let service = service().await;
-        let mut slow = Box::pin(service.watch_changes(None));
-        let change = ContactChange {
-            kind: ChangeKind::Created,
-            contact_id: Uuid::now_v7(),
-            at: Utc::now(),
-            merged_contact_id: None,
-        };
-        // Far more than the bus holds; publishing never waits for the subscriber.
-        for _ in 0..5_000 {
-            service.events().publish(BusMessage::Change(change.clone()));
-        }
-        match slow.next().await {
-            Some(Err(AppError::Lagged(missed))) => assert!(missed > 0),
-            other => panic!("expected a lag error, got {other:?}"),
-        }
-        assert!(
-            slow.next().await.is_none(),
-            "the stream must end after the lag error"
-        );
-    }
-
-    #[tokio::test]
-    async fn rows_nobody_watches_are_not_read_and_watched_ones_once() {
-        let service = service().await;
-        let (watched, other) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut first = Box::pin(service.watch_changes(Some(watched)));
-        let mut second = Box::pin(service.watch_changes(Some(watched)));
-        service.events().publish(change(other));
-        service.events().publish(change(watched));
-        for stream in [&mut first, &mut second] {
-            let (change, row) = stream.next().await.unwrap().unwrap();
-            assert_eq!((change.contact_id, row), (watched, None));
-        }
-        assert_eq!(service.event_row_reads().get(), 1);
-    }
-
-    #[tokio::test]
-    async fn the_reader_stops_with_the_service_even_while_the_bus_lives_on() {
-        let service = service().await;
-        let mut feed = service.subscribe_changes(None);
-        // As on PostgreSQL, where the LISTEN task keeps the bus open for the process.
-        let bus = service.events().clone();
-        drop(service);
-        let ended = tokio::time::timeout(Duration::from_secs(5), feed.recv()).await;
-        assert!(
-            matches!(ended, Ok(None)),
-            "the reader task outlived its service"
-        );
-        drop(bus);
     }
 }

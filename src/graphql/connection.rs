@@ -45,6 +45,18 @@ pub struct PageInfo {
     end_cursor: Option<String>,
 }
 
+impl PageInfo {
+    /// Page information of a forward-only connection.
+    pub(super) fn forward(has_next_page: bool, start: Option<String>, end: Option<String>) -> Self {
+        Self {
+            has_next_page,
+            has_previous_page: false,
+            start_cursor: start,
+            end_cursor: end,
+        }
+    }
+}
+
 #[Object]
 impl ContactConnection {
     /// The contacts with their cursors.

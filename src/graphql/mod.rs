@@ -1,5 +1,6 @@
 //! The GraphQL schema: translation between GraphQL and the contacts domain, nothing else.
 
+mod changes;
 pub mod codes;
 mod connection;
 mod contact;

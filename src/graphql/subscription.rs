@@ -5,7 +5,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{contact::Contact, parse_id, scalars::Timestamp, service};
 use crate::{
-    contacts::{ContactService, watch::WindowState, windows},
+    contacts::{ContactService, change_cursor, watch::WindowState, windows},
     events::ChangeKind,
 };
 
@@ -34,6 +34,7 @@ impl From<ChangeKind> for ContactEventKind {
 
 /// A committed change to a contact.
 pub struct ContactEvent {
+    cursor: String,
     kind: ContactEventKind,
     contact_id: ID,
     merged_contact_id: Option<ID>,
@@ -43,6 +44,12 @@ pub struct ContactEvent {
 
 #[Object]
 impl ContactEvent {
+    /// Opaque; pass as `contactEvents(after:)` to resume after this event, or as
+    /// `contactChanges(after:)`.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
     /// Created, updated, deleted or merged.
     async fn kind(&self) -> ContactEventKind {
         self.kind
@@ -59,7 +66,7 @@ impl ContactEvent {
         self.merged_contact_id.as_ref()
     }
 
-    /// The contact as it is now; null once deleted.
+    /// The contact as of this change; null for a delete.
     async fn contact(&self) -> Option<&Contact> {
         self.contact.as_ref()
     }
@@ -98,22 +105,36 @@ impl From<WindowState> for WhatsappWindowState {
 
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// Every committed change to any contact, or to the one with `id`.
+    /// Every committed change to any contact, or to the one with `id`, in commit order.
+    /// With `after` (a cursor of an event or of `contactChanges`), the changes since it are
+    /// replayed first, with no gap and no duplicate; a subscriber that reads slowly catches up
+    /// from the change log. `CURSOR_EXPIRED` when `after` is older than the log's retention.
     async fn contact_events(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only this contact's changes.")] id: Option<ID>,
+        #[graphql(desc = "Resume after this cursor; omit for changes from now on.")] after: Option<
+            String,
+        >,
     ) -> Result<impl Stream<Item = Result<ContactEvent>> + use<>> {
         let only = id.map(|id| parse_id(&id, "id")).transpose()?;
+        let after = after
+            .map(|raw| change_cursor::decode(&raw, "after"))
+            .transpose()?;
         let service: ContactService = service(ctx)?.clone();
         let now_source = service.clone();
-        Ok(service.watch_changes(only).map(move |item| {
-            let (change, row) = item?;
+        Ok(service.follow_changes(only, after).map(move |item| {
+            let logged = item?;
+            let change = &logged.change;
             Ok(ContactEvent {
+                cursor: change_cursor::encode(logged.position),
                 kind: change.kind.into(),
                 contact_id: ID(change.contact_id.to_string()),
                 merged_contact_id: change.merged_contact_id.map(|id| ID(id.to_string())),
-                contact: row.map(|row| Contact::new(row, now_source.now())),
+                contact: logged
+                    .contact
+                    .clone()
+                    .map(|row| Contact::new(row, now_source.now())),
                 at: Timestamp(change.at),
             })
         }))
