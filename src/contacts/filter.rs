@@ -106,9 +106,12 @@ impl ContactFilter {
     }
 
     /// The window-open condition this filter's `contactStats` counts: open on the filter's
-    /// business number, or on any.
+    /// business number (read from that number's open windows), or on any.
     pub fn window_open_condition(&self, backend: DbBackend, now: DateTime<Utc>) -> Condition {
-        policy_sql::window_open(backend, self.business_number.as_deref(), now).is(true)
+        match &self.business_number {
+            Some(number) => policy_sql::open_on_number_set(backend, number, now),
+            None => policy_sql::window_open(backend, None, now).is(true),
+        }
     }
 
     /// True when no contact without a phone number can match (a prefix or `hasPhoneNumber:

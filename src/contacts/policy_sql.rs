@@ -62,20 +62,34 @@ pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>)
             ],
         )
     };
-    // Holding: the open windows on the number, a range of its index (so a count reads only
-    // them), with the implied contact-level bound that lets a page walk the last-message
-    // index instead. Failing: each contact's window probed by key.
+    // Open on one number implies open on any: a page walks the last-message index (in its
+    // order, so it stops after a page) and probes each candidate's window by key.
+    let probe = "EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
+         WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ? \
+         AND w.last_inbound_at > ?)";
     Rule::new(
-        Condition::all().add(last().gt(bound)).add(open_on_number(
+        Condition::all()
+            .add(last().gt(bound))
+            .add(open_on_number(probe)),
+        Condition::all().add(open_on_number(&format!("NOT {probe}"))),
+    )
+}
+
+/// The contacts whose window on `number` is open at `now`, as the set of that number's open
+/// windows, a range of the number's index: what `contactStats` counts, reading only them.
+pub fn open_on_number_set(backend: DbBackend, number: &str, now: DateTime<Utc>) -> Condition {
+    let bound = window::opened_after(now);
+    Condition::all()
+        .add(Expr::col(Column::LastWhatsappMessageAt).gt(bound))
+        .add(sql::custom(
+            backend,
             "contacts.id IN (SELECT w.contact_id FROM contact_whatsapp_windows w \
              WHERE w.business_phone_number_id = ? AND w.last_inbound_at > ?)",
-        )),
-        Condition::all().add(open_on_number(
-            "NOT EXISTS (SELECT 1 FROM contact_whatsapp_windows w \
-             WHERE w.contact_id = contacts.id AND w.business_phone_number_id = ? \
-             AND w.last_inbound_at > ?)",
-        )),
-    )
+            [
+                sea_orm::Value::from(number.to_owned()),
+                sea_orm::Value::from(bound),
+            ],
+        ))
 }
 
 /// The business has not blocked the contact. Written as the bare column so the partial index
