@@ -272,3 +272,26 @@ async fn a_number_change_onto_a_recycled_number_does_not_merge_its_previous_owne
         "two people merged: {user}"
     );
 }
+
+/// Finding A's bound: one address holds at most 4 of the 16 places; its fifth upload is 503
+/// at once (with `Retry-After`), before any of its body is read.
+#[tokio::test]
+async fn one_address_holds_at_most_four_unverified_bodies() {
+    let app = app().await;
+    let forged = signature::sign(b"not-the-app-secret", b"whatever");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(start_upload(&app, &forged, ALMOST_3_MIB).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fifth = start_upload(&app, &forged, ALMOST_3_MIB).await;
+    let mut answer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(3), fifth.read(&mut answer)).await;
+    let Ok(Ok(n)) = read else {
+        panic!("the fifth upload of one address is being read");
+    };
+    let head = String::from_utf8_lossy(&answer[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    drop(held);
+}
