@@ -141,7 +141,8 @@ async fn receive(
     let outcomes = match state.service.record_webhook_delivery(&events).await {
         Ok(outcomes) => outcomes,
         Err(err) => {
-            tracing::error!(error = %err.describe(), "WhatsApp webhook delivery not recorded");
+            let cause = crate::logging::clip_and_mask(&format!("{err:?}"));
+            tracing::error!(error = %cause, "WhatsApp webhook delivery not recorded");
             count_deliveries(&state, &items, "error");
             return error_response(err.code(), Format::Json, &err.public_message());
         }
@@ -152,24 +153,25 @@ async fn receive(
     (StatusCode::OK, "ok\n").into_response()
 }
 
-/// The answer to a body not read or not accepted. Signature failures are counted and count
-/// toward the address's limit (429 past it, and the address's next bodies are not read).
+/// The answer to a body not read or not accepted. Signature failures, and uploads abandoned,
+/// too large or late (none shown to be Meta's), are counted and count toward the address's
+/// limit (429 past it, and the address's next bodies are not read).
 fn refused(state: &AppState, hook: &WhatsappWebhook, address: &str, refusal: Refusal) -> Response {
     let metrics = &state.metrics.webhook;
-    let (code, message) = match refusal {
-        Refusal::Unsigned | Refusal::Forged => {
-            metrics.signature_failure();
-            if let Err(wait) = state.address_limit.check(address) {
-                hook.intake.refuse(address, wait);
-                return credentials::too_many(wait, Format::Json);
-            }
-            (
-                ErrorCode::Unauthenticated,
-                "missing or wrong X-Hub-Signature-256",
-            )
+    if refusal.is_unverified() {
+        metrics.signature_failure();
+        if let Err(wait) = state.address_limit.check(address) {
+            hook.intake.refuse(address, wait);
+            return credentials::too_many(wait, Format::Json);
         }
+    }
+    let (code, message) = match refusal {
+        Refusal::Unsigned | Refusal::Forged => (
+            ErrorCode::Unauthenticated,
+            "missing or wrong X-Hub-Signature-256",
+        ),
         Refusal::Limited(wait) => return credentials::too_many(wait, Format::Json),
-        Refusal::Busy => {
+        Refusal::Busy | Refusal::AddressBusy => {
             metrics.delivery("none", "busy");
             let message = "too many deliveries being read; retry later";
             let mut response = error_response(ErrorCode::ServiceUnavailable, Format::Json, message);
@@ -179,6 +181,7 @@ fn refused(state: &AppState, hook: &WhatsappWebhook, address: &str, refusal: Ref
         }
         Refusal::TooLarge => (ErrorCode::PayloadTooLarge, "body over 3 MiB"),
         Refusal::Unreadable => (ErrorCode::BadRequest, "body not received whole"),
+        Refusal::TimedOut => (ErrorCode::BadRequest, "body not received in time"),
     };
     error_response(code, Format::Json, message)
 }

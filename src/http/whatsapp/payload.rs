@@ -114,7 +114,8 @@ fn messages(value: MessagesValue, items: &mut Vec<Item>) {
     let contacts = contacts(value.contacts);
     for raw in value.messages {
         let named = labels::message_type(raw.get("type").and_then(Value::as_str).unwrap_or(""));
-        let Ok(message) = serde_json::from_value::<Message>(raw) else {
+        let message = serde_json::from_value::<Message>(raw).ok();
+        let Some(message) = message.filter(|m| m.id.as_deref().is_none_or(plausible_id)) else {
             items.push(invalid(Field::Messages, named));
             continue;
         };
@@ -128,6 +129,17 @@ fn messages(value: MessagesValue, items: &mut Vec<Item>) {
     for _ in &value.statuses {
         items.push(item(Field::Messages, "status", Disposition::Ignored));
     }
+}
+
+/// The longest message id taken. Meta's `wamid.` ids are base64 of a few dozen bytes; the
+/// bound keeps ids well inside what a PostgreSQL B-tree index entry can hold.
+const MAX_MESSAGE_ID_BYTES: usize = 512;
+
+/// An id that can be Meta's: at most [`MAX_MESSAGE_ID_BYTES`], no control
+/// characters (a NUL is refused by PostgreSQL's text type). Anything else makes the message
+/// invalid (counted), not the delivery a 500.
+fn plausible_id(id: &str) -> bool {
+    id.len() <= MAX_MESSAGE_ID_BYTES && !id.chars().any(char::is_control)
 }
 
 /// What a message means: an inbound event of its sender, after the change of number or
