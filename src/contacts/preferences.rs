@@ -24,6 +24,14 @@ use crate::{
     events::{ChangeKind, ContactChange},
 };
 
+/// The upsert's rule: a later choice replaces the stored one; at the same instant an opt-out
+/// replaces a resume (`policy::opted_out` decides ties the same way).
+const LATER_WINS: &str = "ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
+     SET opted_out = excluded.opted_out, recorded_at = excluded.recorded_at \
+     WHERE contact_marketing_preferences.recorded_at < excluded.recorded_at \
+     OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
+         AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)";
+
 /// Attempts when concurrent writers of the same person collide (as inbound events).
 const ATTEMPTS: usize = 8;
 
@@ -143,13 +151,11 @@ async fn record<C: ConnectionTrait>(
 ) -> AppResult<bool> {
     let statement = sql::statement(
         conn.get_database_backend(),
-        "INSERT INTO contact_marketing_preferences \
-         (contact_id, business_phone_number_id, opted_out, recorded_at) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
-         SET opted_out = excluded.opted_out, recorded_at = excluded.recorded_at \
-         WHERE contact_marketing_preferences.recorded_at < excluded.recorded_at \
-         OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
-             AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)",
+        &format!(
+            "INSERT INTO contact_marketing_preferences \
+             (contact_id, business_phone_number_id, opted_out, recorded_at) \
+             VALUES (?, ?, ?, ?) {LATER_WINS}"
+        ),
         vec![
             contact_id.into(),
             number.into(),
@@ -165,15 +171,12 @@ async fn record<C: ConnectionTrait>(
 pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid) -> AppResult<()> {
     let statement = sql::statement(
         conn.get_database_backend(),
-        "INSERT INTO contact_marketing_preferences \
-         (contact_id, business_phone_number_id, opted_out, recorded_at) \
-         SELECT ?, business_phone_number_id, opted_out, recorded_at \
-         FROM contact_marketing_preferences WHERE contact_id = ? \
-         ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
-         SET opted_out = excluded.opted_out, recorded_at = excluded.recorded_at \
-         WHERE contact_marketing_preferences.recorded_at < excluded.recorded_at \
-         OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
-             AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)",
+        &format!(
+            "INSERT INTO contact_marketing_preferences \
+             (contact_id, business_phone_number_id, opted_out, recorded_at) \
+             SELECT ?, business_phone_number_id, opted_out, recorded_at \
+             FROM contact_marketing_preferences WHERE contact_id = ? {LATER_WINS}"
+        ),
         vec![survivor.into(), absorbed.into()],
     );
     conn.execute_raw(statement).await?;

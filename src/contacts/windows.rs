@@ -24,6 +24,11 @@ pub const UNNAMED: &str = "";
 /// bound. The window of no number and the latest window are never the ones dropped.
 pub const MAX_PER_CONTACT: usize = 100;
 
+/// The upsert's rule: a window only moves forward.
+const KEEP_LATER: &str = "ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
+     SET last_inbound_at = excluded.last_inbound_at \
+     WHERE contact_whatsapp_windows.last_inbound_at < excluded.last_inbound_at";
+
 /// Meta's `phone_number_id`: digits, at most this many.
 const MAX_BUSINESS_ID_DIGITS: usize = 32;
 
@@ -59,11 +64,11 @@ pub async fn advance<C: ConnectionTrait>(
 ) -> AppResult<bool> {
     let statement = sql::statement(
         conn.get_database_backend(),
-        "INSERT INTO contact_whatsapp_windows \
+        &format!(
+            "INSERT INTO contact_whatsapp_windows \
              (contact_id, business_phone_number_id, last_inbound_at) VALUES (?, ?, ?) \
-             ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
-             SET last_inbound_at = excluded.last_inbound_at \
-             WHERE contact_whatsapp_windows.last_inbound_at < excluded.last_inbound_at",
+             {KEEP_LATER}"
+        ),
         vec![contact_id.into(), number.into(), at.into()],
     );
     let moved = conn.execute_raw(statement).await?.rows_affected() > 0;
@@ -197,13 +202,13 @@ pub async fn roll_up_many<C: ConnectionTrait>(conn: &C, ids: Vec<Uuid>) -> AppRe
 pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid) -> AppResult<()> {
     let statement = sql::statement(
         conn.get_database_backend(),
-        "INSERT INTO contact_whatsapp_windows \
+        &format!(
+            "INSERT INTO contact_whatsapp_windows \
              (contact_id, business_phone_number_id, last_inbound_at) \
              SELECT ?, business_phone_number_id, last_inbound_at FROM contact_whatsapp_windows \
              WHERE contact_id = ? \
-             ON CONFLICT (contact_id, business_phone_number_id) DO UPDATE \
-             SET last_inbound_at = excluded.last_inbound_at \
-             WHERE contact_whatsapp_windows.last_inbound_at < excluded.last_inbound_at",
+             {KEEP_LATER}"
+        ),
         vec![survivor.into(), absorbed.into()],
     );
     conn.execute_raw(statement).await?;
