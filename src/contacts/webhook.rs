@@ -5,9 +5,10 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::webhook_delivery::{ActiveModel, Column, Entity};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Statement, TransactionTrait, sea_query::OnConflict,
 };
+use sha2::{Digest, Sha256};
 
 use super::{
     identity,
@@ -96,6 +97,7 @@ impl ContactService {
     ) -> AppResult<Vec<EventOutcome>> {
         let now = self.now();
         let txn = self.begin_write().await?;
+        claim_event_ids(&txn, events).await?;
         let mut changes = Vec::new();
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
@@ -207,6 +209,52 @@ fn arrived_by(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     } else {
         at
     }
+}
+
+/// Distinguishes the event-id advisory locks from any other (`changelog` has its own class).
+const EVENT_ID_LOCK_CLASS: i32 = 0x5748_4944; // "WHID"
+
+/// On PostgreSQL, takes a transaction-scoped advisory lock per Meta id of the delivery, all
+/// in one sorted order, before anything is written. Two deliveries naming the same messages
+/// in different orders (Meta's retries, two instances) otherwise insert the seen ids in
+/// opposite orders and deadlock; the detector needs a second per cycle, and a waiter whose
+/// holder is aborted and retried can wait past the statement deadline. With the claim, the
+/// second delivery waits once for the first to commit, then finds its ids seen. A key shared
+/// by two ids (a 32-bit hash) only makes them queue. SQLite has one writer: nothing to do.
+async fn claim_event_ids(txn: &DatabaseTransaction, events: &[DeliveredEvent]) -> AppResult<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i32> = events
+        .iter()
+        .filter_map(|event| event.meta_id.as_deref())
+        .map(event_id_lock_key)
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let list = keys
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // `unnest` yields the array in order, so the locks are taken in the sorted order.
+    let claim = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT count(pg_advisory_xact_lock($1, key::int4)) \
+         FROM unnest(string_to_array($2, ',')) AS key",
+        [EVENT_ID_LOCK_CLASS.into(), list.into()],
+    );
+    txn.execute_raw(claim).await?;
+    Ok(())
+}
+
+/// A stable 32-bit key for a Meta id (the same in every instance and version).
+fn event_id_lock_key(id: &str) -> i32 {
+    let digest = Sha256::digest(id.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// Remembers `id` inside the delivery's transaction; false when it was already there. On
