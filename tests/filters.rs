@@ -181,6 +181,102 @@ async fn metadata_filter_needs_every_pair() {
     );
 }
 
+/// The metadata filter follows every write path (on SQLite it reads entries that triggers keep
+/// beside the contacts): update, patch and unset, upsert, import, merge and delete.
+async fn id_of(app: &TestApp, phone: &str) -> String {
+    let query = "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { id } }";
+    let data = app.data(query, json!({ "p": phone })).await;
+    data["contactByPhoneNumber"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn metadata_filter_follows_every_write() {
+    let app = seeded().await;
+    let santiago = phones(&app, json!({ "metadata": { "city": "Santiago" } })).await;
+    assert_eq!(santiago, ["+56911111111"]);
+    // updateContact replaces the metadata: gold leaves the first contact.
+    let first = id_of(&app, "+56911111111").await;
+    app.data(
+        "mutation($id: ID!) { updateContact(id: $id, input: { metadata: { tier: \"silver\" } }) { contact { id } } }",
+        json!({ "id": first }),
+    )
+    .await;
+    assert!(
+        phones(&app, json!({ "metadata": { "city": "Santiago" } }))
+            .await
+            .is_empty()
+    );
+    // patchContactMetadata sets one key and removes another.
+    let argentina = id_of(&app, "+5491123456789").await;
+    app.data(
+        "mutation($id: ID!) { patchContactMetadata(id: $id, set: { city: \"Rosario\" }, unset: [\"tier\"]) { contact { id } } }",
+        json!({ "id": argentina }),
+    )
+    .await;
+    assert_eq!(
+        phones(&app, json!({ "metadata": { "tier": "gold" } })).await,
+        ["+442071838750"]
+    );
+    assert_eq!(
+        phones(&app, json!({ "metadata": { "city": "Rosario" } })).await,
+        ["+5491123456789"]
+    );
+    // upsertContact and importContacts write through the bulk engine.
+    app.data(
+        "mutation { upsertContact(input: { phoneNumber: \"+14155550101\", metadata: { tier: \"gold\" } }) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        "mutation { importContacts(contacts: [{ phoneNumber: \"+14155550199\", metadata: { tier: \"gold\" } }]) { created } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        phones(&app, json!({ "metadata": { "tier": "gold" } })).await,
+        ["+14155550101", "+14155550199", "+442071838750"]
+    );
+    // A merge keeps the survivor's values and takes the absorbed contact's other keys.
+    app.data(
+        "mutation { createContact(input: { whatsappUserId: \"US.merge1\", metadata: { team: \"blue\", tier: \"bronze\" } }) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        "mutation { recordWhatsappInbound(input: { phoneNumber: \"+442071838750\", whatsappUserId: \"US.merge1\" }) { contact { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        phones(&app, json!({ "metadata": { "team": "blue" } })).await,
+        ["+442071838750"]
+    );
+    assert!(
+        phones(&app, json!({ "metadata": { "tier": "bronze" } }))
+            .await
+            .is_empty()
+    );
+    // deleteContact removes the contact's entries.
+    let uk = id_of(&app, "+442071838750").await;
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }",
+        json!({ "id": uk }),
+    )
+    .await;
+    assert!(
+        phones(&app, json!({ "metadata": { "team": "blue" } }))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        phones(&app, json!({ "metadata": { "tier": "gold" } })).await,
+        ["+14155550101", "+14155550199"]
+    );
+}
+
 #[tokio::test]
 async fn created_bounds_are_exclusive() {
     let app = seeded().await;

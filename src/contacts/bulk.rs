@@ -140,6 +140,9 @@ impl ContactService {
                 .execute_unprepared("PRAGMA analysis_limit = 1000")
                 .await?;
             write.execute_unprepared("ANALYZE contacts").await?;
+            write
+                .execute_unprepared("ANALYZE contact_metadata_entries")
+                .await?;
         }
         Ok(())
     }
@@ -150,10 +153,8 @@ impl ContactService {
             DbBackend::Postgres => {
                 "SELECT DISTINCT jsonb_object_keys(metadata) AS key FROM contacts ORDER BY key"
             }
-            _ => {
-                "SELECT DISTINCT j.key AS key FROM contacts, json_each(contacts.metadata) AS j \
-                  ORDER BY key"
-            }
+            // The entries' primary key starts with the key: a walk of the index, no JSON.
+            _ => "SELECT DISTINCT key FROM contact_metadata_entries ORDER BY key",
         };
         let rows = self
             .db()
@@ -175,6 +176,7 @@ impl ContactService {
         after: Option<Uuid>,
         limit: u64,
     ) -> AppResult<Vec<Model>> {
+        let filter = self.with_metadata_probe_for_list(filter).await?;
         let mut query = Entity::find().filter(filter.condition(self.db().backend(), now));
         if let Some(after) = after {
             query = query.filter(Column::Id.gt(after));

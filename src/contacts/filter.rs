@@ -6,6 +6,7 @@ use entity::contact::Column;
 use sea_orm::{Condition, DbBackend, ExprTrait, sea_query::Expr};
 use serde_json::{Map, Value};
 
+pub use super::sql::MetadataProbe;
 use super::{bsuid, metadata::Metadata, phone, policy_sql, sql, windows};
 use crate::error::AppResult;
 
@@ -34,6 +35,8 @@ pub struct ContactFilter {
     country_codes: Option<Vec<String>>,
     phone_number_prefix: Option<String>,
     metadata: Option<Metadata>,
+    /// How SQLite reads `metadata` ([`ContactFilter::with_metadata_probe`]).
+    metadata_probe: MetadataProbe,
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
     last_message_after: Option<DateTime<Utc>>,
@@ -89,11 +92,26 @@ impl ContactFilter {
             country_codes,
             phone_number_prefix,
             metadata,
+            metadata_probe: MetadataProbe::default(),
             created_after: input.created_after,
             created_before: input.created_before,
             last_message_after: input.last_whatsapp_message_after,
             last_message_before: input.last_whatsapp_message_before,
         })
+    }
+
+    /// The metadata pairs the filter requires, if any.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// The filter with its metadata read by `probe` (SQLite; PostgreSQL's GIN index needs no
+    /// choice).
+    pub fn with_metadata_probe(&self, probe: MetadataProbe) -> Self {
+        Self {
+            metadata_probe: probe,
+            ..self.clone()
+        }
     }
 
     /// True when no contact without a last message can match: ordering by that column
@@ -161,7 +179,11 @@ impl ContactFilter {
             None => {}
         }
         if let Some(metadata) = &self.metadata {
-            cond = cond.add(sql::metadata_contains(backend, metadata));
+            cond = cond.add(sql::metadata_contains(
+                backend,
+                metadata,
+                self.metadata_probe,
+            ));
         }
         if let Some(at) = self.created_after {
             cond = cond.add(created().gt(at));

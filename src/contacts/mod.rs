@@ -18,6 +18,7 @@ mod merge;
 mod message;
 pub mod messaging_state;
 pub mod metadata;
+mod metadata_probe;
 mod number_change;
 pub mod order;
 pub mod page;

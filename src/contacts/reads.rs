@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     bsuid,
-    filter::ContactFilter,
+    filter::{ContactFilter, MetadataProbe},
     identity,
     order::{self, OrderField, Segment},
     page::{Page, PageSpec, Reading},
@@ -187,6 +187,7 @@ impl ContactService {
         spec: &PageSpec,
         now: DateTime<Utc>,
     ) -> AppResult<Page> {
+        let filter = &self.with_metadata_probe_for_list(filter).await?;
         let wanted = usize::try_from(spec.limit).unwrap_or(usize::MAX);
         let mut rows = Vec::new();
         for select in page_selects(self.db.backend(), filter, spec, now) {
@@ -242,7 +243,9 @@ impl ContactService {
         let probes = behind_probes(backend, filter, spec, now)
             .into_iter()
             .map(|probe| probe.build(backend));
-        let count = count_select(filter.condition(backend, now)).build(backend);
+        // Counts read the matches (the probe is chosen for list pages only).
+        let counted = filter.with_metadata_probe(MetadataProbe::default());
+        let count = count_select(counted.condition(backend, now)).build(backend);
         pages.chain(probes).chain([count]).collect()
     }
 

@@ -67,25 +67,46 @@ fn numbered(backend: DbBackend, template: &str) -> String {
     numbered
 }
 
-/// `metadata` contains every pair of `wanted`.
-pub fn metadata_contains(backend: DbBackend, wanted: &Metadata) -> SimpleExpr {
-    match backend {
+/// `metadata` contains every pair of `wanted`. On SQLite the pairs are read from the entries
+/// that triggers keep (migration 000009), in one of two ways: [`MetadataProbe`].
+pub fn metadata_contains(
+    backend: DbBackend,
+    wanted: &Metadata,
+    probe: MetadataProbe,
+) -> SimpleExpr {
+    let template = match (backend, probe) {
         // jsonb containment, served by the GIN index.
-        DbBackend::Postgres => custom(backend, "metadata @> CAST(? AS jsonb)", [wanted.to_json()]),
-        // json_each compares keys as data, so no key needs escaping into a JSON path.
-        _ => wanted
-            .iter()
-            .map(|(key, value)| {
-                custom(
-                    backend,
-                    "EXISTS (SELECT 1 FROM json_each(contacts.metadata) AS m \
-                     WHERE m.key = ? AND m.type = 'text' AND m.value = ?)",
-                    [key.clone(), value.clone()],
-                )
-            })
-            .reduce(|all, one| all.and(one))
-            .unwrap_or_else(|| Expr::cust("1 = 1")),
-    }
+        (DbBackend::Postgres, _) => {
+            return custom(backend, "metadata @> CAST(? AS jsonb)", [wanted.to_json()]);
+        }
+        (_, MetadataProbe::Matches) => {
+            "contacts.id IN (SELECT e.contact_id FROM contact_metadata_entries AS e \
+             WHERE e.key = ? AND e.value = ?)"
+        }
+        (_, MetadataProbe::EachRow) => {
+            "EXISTS (SELECT 1 FROM contact_metadata_entries AS e \
+             WHERE e.key = ? AND e.value = ? AND e.contact_id = contacts.id)"
+        }
+    };
+    wanted
+        .iter()
+        .map(|(key, value)| custom(backend, template, [key.clone(), value.clone()]))
+        .reduce(|all, one| all.and(one))
+        .unwrap_or_else(|| Expr::cust("1 = 1"))
+}
+
+/// How SQLite reads a metadata filter. Its planner estimates every `IN (subquery)` at a few
+/// rows, so left alone it always starts from the matches and sorts them: right for a rare
+/// value, a sort of millions for a common one. The service counts the rarest pair's matches
+/// (up to a bound) and picks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetadataProbe {
+    /// Start from the matching entries (by the `(key, value)` index), then sort them.
+    #[default]
+    Matches,
+    /// Walk the order's index and probe each row's entry by primary key: a common value
+    /// fills a page after a few rows.
+    EachRow,
 }
 
 /// The stored metadata with `set` merged in and `unset` removed, as one expression so the

@@ -1,0 +1,49 @@
+//! How a list page reads a metadata filter on SQLite: from the matches when the rarest pair is
+//! rare, else along the order's index (see [`MetadataProbe`]).
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use super::{
+    filter::{ContactFilter, MetadataProbe},
+    service::ContactService,
+};
+use crate::error::AppResult;
+
+/// Matches at or above which a pair counts as common. Below it a page sorts at most this many
+/// rows; above it a walk reads about `50 × contacts / matches` rows for a page of 50. The
+/// count that decides stops here, so it costs at most this many index entries.
+const COMMON_MATCHES: u64 = 10_000;
+
+impl ContactService {
+    /// `filter` with its metadata probe chosen for a list page: one bounded count per pair
+    /// (stopping at the first rare one). PostgreSQL plans from its own statistics.
+    pub async fn with_metadata_probe_for_list(
+        &self,
+        filter: &ContactFilter,
+    ) -> AppResult<ContactFilter> {
+        let Some(metadata) = filter.metadata() else {
+            return Ok(filter.clone());
+        };
+        if self.db.backend() == DbBackend::Postgres {
+            return Ok(filter.clone());
+        }
+        for (key, value) in metadata.iter() {
+            if self.matches_up_to_bound(key, value).await? < COMMON_MATCHES {
+                return Ok(filter.with_metadata_probe(MetadataProbe::Matches));
+            }
+        }
+        Ok(filter.with_metadata_probe(MetadataProbe::EachRow))
+    }
+
+    async fn matches_up_to_bound(&self, key: &str, value: &str) -> AppResult<u64> {
+        let count = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT count(*) AS n FROM (SELECT 1 FROM contact_metadata_entries \
+             WHERE key = ? AND value = ? LIMIT ?)",
+            [key.into(), value.into(), COMMON_MATCHES.into()],
+        );
+        let row = self.db.read.query_one_raw(count).await?;
+        let n = row.map(|row| row.try_get::<i64>("", "n")).transpose()?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+}
