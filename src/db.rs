@@ -263,9 +263,16 @@ async fn set_deadline(conn: &mut sqlx::SqliteConnection, timeout: Duration) -> s
 
 async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
     let statement_timeout = format!("{}ms", options.statement_timeout.as_millis());
+    // A wait for another transaction's lock is contention, not a query asking too much: it
+    // ends first, at half the deadline, as `lock_not_available` (answered
+    // SERVICE_UNAVAILABLE with `Retry-After`), never as the client's QUERY_TIMEOUT.
+    let lock_timeout = format!("{}ms", options.statement_timeout.as_millis() / 2);
     let connect = PgConnectOptions::from_str(&options.url)
         .context("parsing the PostgreSQL DATABASE_URL")?
-        .options([("statement_timeout", statement_timeout)]);
+        .options([
+            ("statement_timeout", statement_timeout),
+            ("lock_timeout", lock_timeout),
+        ]);
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)

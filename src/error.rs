@@ -301,9 +301,9 @@ fn is_deadline(err: &DbErr) -> bool {
         .is_some_and(|code| code == "9" || code == "57014")
 }
 
-/// Connection failures, pool timeouts, and PostgreSQL's connection (08) and operator
-/// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes:
-/// the database, not the request.
+/// Connection failures, pool timeouts, PostgreSQL's connection (08) and operator
+/// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes,
+/// and a lock wait past `lock_timeout` (55P03): the database, not the request.
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -314,9 +314,9 @@ fn is_unavailable(err: &DbErr) -> bool {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Protocol(_) => true,
-                sqlx::Error::Database(db) => db
-                    .code()
-                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57") || code == "55P03"
+                }),
                 _ => false,
             }
         }
