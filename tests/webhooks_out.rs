@@ -1,0 +1,399 @@
+//! Outgoing webhooks (`WEBHOOK_URLS`): every change of the log reaches the receiver exactly
+//! once by idempotency key, in log order, signed, through refusals, an outage, two instances,
+//! restarts and crashes; changes pruned before delivery are skipped and counted; bad settings
+//! stop the server from starting.
+
+mod common;
+#[path = "webhooks_out/receiver.rs"]
+mod receiver;
+
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::TimeDelta;
+use common::{TestApp, process::BIN};
+use contacts_server::{
+    contacts::{ContactService, webhook_positions::Lease},
+    webhooks_out::{self, WebhookSettings, Webhooks},
+};
+use receiver::{Receiver, SECRET};
+use serde_json::{Value, json};
+
+const CHANGES: &str =
+    "query { contactChanges(first: 1000) { nodes { cursor kind contactId contact { id } } } }";
+const PATCH: &str = "mutation($id: ID!, $set: Metadata) { patchContactMetadata(id: $id, set: $set) { contact { id } } }";
+const DELETE: &str = "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }";
+
+/// Settings with short waits, so retries happen in milliseconds, and small batches, so a
+/// handful of changes makes several deliveries.
+fn settings(url: &str) -> WebhookSettings {
+    let urls = [url.to_owned()];
+    let mut settings = WebhookSettings::new(&urls, Some(SECRET))
+        .expect("settings")
+        .expect("an endpoint");
+    settings.batch_size = 3;
+    settings.timeout = Duration::from_secs(5);
+    settings.backoff_base = Duration::from_millis(5);
+    settings.backoff_cap = Duration::from_millis(40);
+    settings.poll = Duration::from_millis(20);
+    settings
+}
+
+/// An instance on `app`'s database delivering to `url`, its workers and its service.
+async fn instance(app: &TestApp, url: &str) -> (TestApp, Webhooks, ContactService) {
+    let slot = Arc::new(Mutex::new(None));
+    let filled = slot.clone();
+    let settings = settings(url);
+    let instance = app
+        .second_instance_configured(move |state| {
+            let hooks = webhooks_out::start(&state.service, settings, state.metrics.clone());
+            *filled.lock().expect("lock") = Some((hooks.expect("workers"), state.service.clone()));
+            state
+        })
+        .await;
+    let (hooks, service) = slot.lock().expect("lock").take().expect("started");
+    (instance, hooks, service)
+}
+
+async fn create(app: &TestApp, n: usize) -> Vec<Value> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let phone = format!("+5691{:07}", fastrand::u32(0..10_000_000));
+        ids.push(app.create(json!({ "phoneNumber": phone })).await["id"].clone());
+    }
+    ids
+}
+
+/// The log's cursors, oldest first, as `contactChanges` lists them.
+async fn log_cursors(app: &TestApp) -> Vec<String> {
+    let data = app.data(CHANGES, json!({})).await;
+    let nodes = data["contactChanges"]["nodes"].as_array().expect("nodes");
+    nodes
+        .iter()
+        .map(|node| node["cursor"].as_str().expect("cursor").to_owned())
+        .collect()
+}
+
+/// Every change of the log arrived exactly once, in log order, signed.
+async fn assert_exactly_the_log(app: &TestApp, receiver: &Receiver) {
+    let log = log_cursors(app).await;
+    let arrived: Vec<String> = receiver.seen(|seen| {
+        let cursors = seen.accepted.iter().map(|change| change["cursor"].as_str());
+        cursors
+            .map(|cursor| cursor.expect("cursor").to_owned())
+            .collect()
+    });
+    assert_eq!(arrived, log, "arrived (left) vs the log (right)");
+    let mut keys = receiver.keys();
+    let count = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "an idempotency key arrived twice");
+    receiver.seen(|seen| {
+        assert_eq!(seen.bad_signatures, 0);
+        assert_eq!(seen.overlaps, 0, "two requests to one endpoint overlapped");
+    });
+}
+
+/// The exposition line prefix of metric `webhook_out_<name>` for `receiver`'s endpoint.
+fn sample(receiver: &Receiver, name: &str, outcome: Option<&str>) -> String {
+    let label = &settings(&receiver.url()).endpoints[0].label;
+    match outcome {
+        Some(outcome) => {
+            format!("webhook_out_{name}{{endpoint=\"{label}\",outcome=\"{outcome}\"}}")
+        }
+        None => format!("webhook_out_{name}{{endpoint=\"{label}\"}}"),
+    }
+}
+
+/// Polls (bounded) an instance's `/metrics` until the sample starting with `sample` reaches
+/// `at_least`.
+async fn wait_for_metric(app: &TestApp, sample: &str, at_least: f64) -> f64 {
+    for _ in 0..3_000 {
+        let text = app.client.get(app.url("/metrics")).send().await;
+        let text = text.expect("metrics").text().await.expect("text");
+        let value = text
+            .lines()
+            .find(|line| line.starts_with(sample))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
+        if let Some(value) = value.filter(|value| *value >= at_least) {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{sample} never reached {at_least}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_arrives_once_in_order_through_refusals_and_an_outage() {
+    let app = TestApp::start().await;
+    let mut receiver = Receiver::start(app.clock.clone(), 3).await;
+    let (hooked, hooks, _) = instance(&app, &receiver.url()).await;
+    let ids = create(&hooked, 4).await;
+    receiver
+        .wait_until("4 changes", |seen| seen.accepted.len() >= 4)
+        .await;
+
+    receiver.stop().await;
+    hooked
+        .data(PATCH, json!({ "id": ids[0], "set": { "plan": "pro" } }))
+        .await;
+    hooked
+        .data(PATCH, json!({ "id": ids[1], "set": { "plan": "free" } }))
+        .await;
+    hooked.data(DELETE, json!({ "id": ids[0] })).await;
+    create(&app, 2).await;
+    // Refused connections, observed rather than waited for.
+    let connect_errors = sample(&receiver, "deliveries_total", Some("connect_error"));
+    wait_for_metric(&hooked, &connect_errors, 3.0).await;
+
+    receiver.restart().await;
+    receiver
+        .wait_until("9 changes", |seen| seen.accepted.len() >= 9)
+        .await;
+    hooks.stop().await;
+    assert_exactly_the_log(&app, &receiver).await;
+    receiver.seen(|seen| {
+        assert!(
+            seen.attempts.values().all(|tries| *tries == 4),
+            "{:?}",
+            seen.attempts
+        );
+    });
+    // Per contact, the order of its changes: created, updated, deleted.
+    let kinds: Vec<String> = receiver.seen(|seen| {
+        let of_first = seen
+            .accepted
+            .iter()
+            .filter(|change| change["contactId"] == ids[0]);
+        of_first
+            .map(|change| change["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    });
+    assert_eq!(kinds, ["CREATED", "UPDATED", "DELETED"]);
+    let retries = sample(&receiver, "retries_total", None);
+    assert!(wait_for_metric(&hooked, &retries, 1.0).await >= 9.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_carry_the_documented_body() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start(app.clock.clone(), 0).await;
+    let (hooked, hooks, _) = instance(&app, &receiver.url()).await;
+    let id = create(&hooked, 1).await.remove(0);
+    hooked.data(DELETE, json!({ "id": id })).await;
+    receiver
+        .wait_until("2 changes", |seen| seen.accepted.len() >= 2)
+        .await;
+    hooks.stop().await;
+    let (created, deleted) =
+        receiver.seen(|seen| (seen.accepted[0].clone(), seen.accepted[1].clone()));
+    assert_eq!(created["kind"], "CREATED");
+    assert_eq!(created["contactId"], id);
+    assert_eq!(created["contact"]["id"], id);
+    assert!(created["contact"]["phoneNumber"].is_string(), "{created}");
+    assert_eq!(created["at"], "2026-11-24T12:00:00.000000Z");
+    assert_eq!(
+        created["idempotencyKey"],
+        format!("change-{}", created["position"])
+    );
+    assert_eq!(deleted["kind"], "DELETED");
+    assert_eq!(deleted["contact"], Value::Null);
+    assert_exactly_the_log(&app, &receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_take_turns_and_lose_nothing() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start(app.clock.clone(), 1).await;
+    let (a, hooks_a, _) = instance(&app, &receiver.url()).await;
+    let (b, hooks_b, _) = instance(&app, &receiver.url()).await;
+    tokio::join!(create(&a, 6), create(&b, 6));
+    receiver
+        .wait_until("12 changes", |seen| seen.accepted.len() >= 12)
+        .await;
+    // Whichever held the lease, the other carries on once this one stops.
+    hooks_a.stop().await;
+    create(&a, 3).await;
+    receiver
+        .wait_until("15 changes", |seen| seen.accepted.len() >= 15)
+        .await;
+    hooks_b.stop().await;
+    assert_exactly_the_log(&app, &receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_from_the_stored_position_and_a_crash_after_the_lease() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start(app.clock.clone(), 1).await;
+    let (first, hooks, _) = instance(&app, &receiver.url()).await;
+    create(&first, 4).await;
+    receiver
+        .wait_until("4 changes", |seen| seen.accepted.len() >= 4)
+        .await;
+    hooks.stop().await;
+    let delivered = receiver.seen(|seen| seen.attempts.len());
+
+    // A new instance on the same database: acknowledged batches are not sent again.
+    let (second, hooks, _) = instance(&app, &receiver.url()).await;
+    create(&second, 2).await;
+    receiver
+        .wait_until("6 changes", |seen| seen.accepted.len() >= 6)
+        .await;
+    assert_exactly_the_log(&app, &receiver).await;
+    let deliveries = receiver.seen(|seen| seen.attempts.clone());
+    assert!(deliveries.len() > delivered);
+    assert!(
+        deliveries.values().all(|tries| *tries == 2),
+        "{deliveries:?}"
+    );
+
+    // A crash keeps the lease: the next instance delivers once it has expired.
+    hooks.abort();
+    let (third, hooks, _) = instance(&app, &receiver.url()).await;
+    create(&third, 1).await;
+    app.clock.advance(TimeDelta::seconds(61));
+    receiver
+        .wait_until("7 changes", |seen| seen.accepted.len() >= 7)
+        .await;
+    hooks.stop().await;
+    assert_exactly_the_log(&app, &receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_pruned_before_delivery_are_skipped_and_counted() {
+    let app = TestApp::start().await;
+    let mut receiver = Receiver::start(app.clock.clone(), 0).await;
+    receiver.stop().await;
+    let (hooked, hooks, service) = instance(&app, &receiver.url()).await;
+    create(&hooked, 2).await;
+    let connect_errors = sample(&receiver, "deliveries_total", Some("connect_error"));
+    wait_for_metric(&hooked, &connect_errors, 1.0).await;
+
+    app.clock.advance(TimeDelta::days(31));
+    assert_eq!(service.prune_changes().await.expect("prune"), 2);
+    create(&hooked, 1).await;
+    receiver.restart().await;
+    receiver
+        .wait_until("1 change", |seen| !seen.accepted.is_empty())
+        .await;
+    let expired = sample(&receiver, "expired_positions_total", None);
+    assert_eq!(wait_for_metric(&hooked, &expired, 2.0).await, 2.0);
+    hooks.stop().await;
+    assert_exactly_the_log(&app, &receiver).await;
+    assert_eq!(receiver.keys().len(), 1);
+}
+
+/// Starts the binary with `env`; its stderr, once it has exited unsuccessfully.
+fn refused_start(env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(BIN);
+    command
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("PORT", "0")
+        .env_remove("WEBHOOK_URLS")
+        .env_remove("WEBHOOK_SECRET");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run");
+    assert!(!output.status.success(), "started with {env:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_webhook_settings_stop_the_start() {
+    let url = ("WEBHOOK_URLS", "https://hooks.example.com/in");
+    let no_secret = refused_start(&[url]);
+    assert!(no_secret.contains("WEBHOOK_SECRET is not"), "{no_secret}");
+    let short = refused_start(&[url, ("WEBHOOK_SECRET", "short")]);
+    assert!(short.contains("at least 32 bytes"), "{short}");
+    let bad_url = refused_start(&[
+        ("WEBHOOK_URLS", "hooks.example.com/in"),
+        ("WEBHOOK_SECRET", SECRET),
+    ]);
+    assert!(bad_url.contains("is not a URL"), "{bad_url}");
+    let ftp = refused_start(&[
+        ("WEBHOOK_URLS", "ftp://hooks.example.com/in"),
+        ("WEBHOOK_SECRET", SECRET),
+    ]);
+    assert!(ftp.contains("must be an http:// or https:// URL"), "{ftp}");
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_moves_the_position_and_only_forwards() {
+    let app = TestApp::start().await;
+    let (_, hooks, service) = instance(&app, "http://127.0.0.1:9/unused").await;
+    hooks.stop().await;
+    service
+        .register_webhook_endpoint("e", "o")
+        .await
+        .expect("register");
+    let a = Lease {
+        endpoint: "e",
+        holder: "a",
+    };
+    let b = Lease {
+        endpoint: "e",
+        holder: "b",
+    };
+    let minute = 60_000;
+    assert_eq!(
+        service.take_webhook_lease(a, minute).await.expect("take"),
+        Some(0)
+    );
+    assert_eq!(
+        service.take_webhook_lease(b, minute).await.expect("take"),
+        None
+    );
+    assert!(
+        service
+            .advance_webhook_position(a, 5)
+            .await
+            .expect("advance")
+    );
+    assert!(
+        !service
+            .advance_webhook_position(b, 6)
+            .await
+            .expect("advance")
+    );
+
+    // A's lease expires (A stalled); B takes over, and A can no longer move anything.
+    app.clock.advance(TimeDelta::seconds(61));
+    assert_eq!(
+        service.take_webhook_lease(b, minute).await.expect("take"),
+        Some(5)
+    );
+    assert!(
+        !service
+            .advance_webhook_position(a, 9)
+            .await
+            .expect("advance")
+    );
+    assert_eq!(
+        service.take_webhook_lease(a, minute).await.expect("take"),
+        None
+    );
+    assert!(
+        service
+            .advance_webhook_position(b, 9)
+            .await
+            .expect("advance")
+    );
+    assert!(
+        !service
+            .advance_webhook_position(b, 7)
+            .await
+            .expect("never backwards")
+    );
+
+    // Released on shutdown: taken at once, at the stored position.
+    service.release_webhook_lease(b).await.expect("release");
+    assert_eq!(
+        service.take_webhook_lease(a, minute).await.expect("take"),
+        Some(9)
+    );
+}
