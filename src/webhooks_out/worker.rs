@@ -17,7 +17,8 @@ use crate::{
     metrics::Metrics,
 };
 
-/// The most of a response body read (and thrown away): receivers owe us only a status.
+/// Reading a response body (thrown away) stops once this much came: receivers owe us only
+/// a status.
 const MAX_RESPONSE_BYTES: usize = 4096;
 
 pub(super) struct Worker {
@@ -253,8 +254,8 @@ impl Worker {
     }
 }
 
-/// Reads at most [`MAX_RESPONSE_BYTES`] of `response`'s body, so the connection can be
-/// reused when the body is short and nothing large is ever buffered.
+/// Reads `response`'s body until it ends or [`MAX_RESPONSE_BYTES`] came, so the connection
+/// can be reused when the body is short and nothing large is ever buffered.
 async fn drain(mut response: reqwest::Response) {
     let mut read = 0;
     while read < MAX_RESPONSE_BYTES {
