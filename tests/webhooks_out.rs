@@ -16,7 +16,7 @@ use std::{
 use chrono::TimeDelta;
 use common::{TestApp, process::BIN};
 use contacts_server::{
-    contacts::{ContactService, webhook_positions::Lease},
+    contacts::{ContactService, clock::ManualClock, webhook_positions::Lease},
     webhooks_out::{self, WebhookSettings, Webhooks},
 };
 use receiver::{Receiver, SECRET};
@@ -30,8 +30,11 @@ const DELETE: &str = "mutation($id: ID!) { deleteContact(id: $id) { deletedConta
 /// Settings with short waits, so retries happen in milliseconds, and small batches, so a
 /// handful of changes makes several deliveries.
 fn settings(url: &str) -> WebhookSettings {
-    let urls = [url.to_owned()];
-    let mut settings = WebhookSettings::new(&urls, Some(SECRET))
+    settings_for(&[url.to_owned()])
+}
+
+fn settings_for(urls: &[String]) -> WebhookSettings {
+    let mut settings = WebhookSettings::new(urls, Some(SECRET))
         .expect("settings")
         .expect("an endpoint");
     settings.batch_size = 3;
@@ -44,9 +47,15 @@ fn settings(url: &str) -> WebhookSettings {
 
 /// An instance on `app`'s database delivering to `url`, its workers and its service.
 async fn instance(app: &TestApp, url: &str) -> (TestApp, Webhooks, ContactService) {
+    instance_with(app, settings(url)).await
+}
+
+async fn instance_with(
+    app: &TestApp,
+    settings: WebhookSettings,
+) -> (TestApp, Webhooks, ContactService) {
     let slot = Arc::new(Mutex::new(None));
     let filled = slot.clone();
-    let settings = settings(url);
     let instance = app
         .second_instance_configured(move |state| {
             let hooks = webhooks_out::start(&state.service, settings, state.metrics.clone());
@@ -100,7 +109,11 @@ async fn assert_exactly_the_log(app: &TestApp, receiver: &Receiver) {
 
 /// The exposition line prefix of metric `webhook_out_<name>` for `receiver`'s endpoint.
 fn sample(receiver: &Receiver, name: &str, outcome: Option<&str>) -> String {
-    let label = &settings(&receiver.url()).endpoints[0].label;
+    sample_of(&receiver.url(), name, outcome)
+}
+
+fn sample_of(url: &str, name: &str, outcome: Option<&str>) -> String {
+    let label = &settings(url).endpoints[0].label;
     match outcome {
         Some(outcome) => {
             format!("webhook_out_{name}{{endpoint=\"{label}\",outcome=\"{outcome}\"}}")
@@ -109,9 +122,32 @@ fn sample(receiver: &Receiver, name: &str, outcome: Option<&str>) -> String {
     }
 }
 
+/// Polls (bounded) until the one endpoint's stored position is the log's head.
+async fn acknowledged_through_head(service: &ContactService) {
+    use sea_orm::EntityTrait;
+    let head = service.change_head().await.expect("head");
+    for _ in 0..3_000 {
+        let row = entity::webhook_position::Entity::find()
+            .one(&service.db().read)
+            .await
+            .expect("read");
+        if row.is_some_and(|row| row.position == head) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("position {head} never stored");
+}
+
 /// Polls (bounded) an instance's `/metrics` until the sample starting with `sample` reaches
 /// `at_least`.
 async fn wait_for_metric(app: &TestApp, sample: &str, at_least: f64) -> f64 {
+    metric_until(app, sample, |value| value >= at_least).await
+}
+
+/// Polls (bounded) an instance's `/metrics` until the sample starting with `sample` satisfies
+/// `done`; its value.
+async fn metric_until(app: &TestApp, sample: &str, done: impl Fn(f64) -> bool) -> f64 {
     for _ in 0..3_000 {
         let text = app.client.get(app.url("/metrics")).send().await;
         let text = text.expect("metrics").text().await.expect("text");
@@ -119,12 +155,12 @@ async fn wait_for_metric(app: &TestApp, sample: &str, at_least: f64) -> f64 {
             .lines()
             .find(|line| line.starts_with(sample))
             .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok());
-        if let Some(value) = value.filter(|value| *value >= at_least) {
+        if let Some(value) = value.filter(|value| done(*value)) {
             return value;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{sample} never reached {at_least}");
+    panic!("{sample} never reached the expected value");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +185,8 @@ async fn every_change_arrives_once_in_order_through_refusals_and_an_outage() {
     // Refused connections, observed rather than waited for.
     let connect_errors = sample(&receiver, "deliveries_total", Some("connect_error"));
     wait_for_metric(&hooked, &connect_errors, 3.0).await;
+    let lag = sample(&receiver, "lag", None);
+    wait_for_metric(&hooked, &lag, 1.0).await;
 
     receiver.restart().await;
     receiver
@@ -238,7 +276,7 @@ async fn a_restart_resumes_from_the_stored_position_and_a_crash_after_the_lease(
     let delivered = receiver.seen(|seen| seen.attempts.len());
 
     // A new instance on the same database: acknowledged batches are not sent again.
-    let (second, hooks, _) = instance(&app, &receiver.url()).await;
+    let (second, hooks, service) = instance(&app, &receiver.url()).await;
     create(&second, 2).await;
     receiver
         .wait_until("6 changes", |seen| seen.accepted.len() >= 6)
@@ -251,7 +289,9 @@ async fn a_restart_resumes_from_the_stored_position_and_a_crash_after_the_lease(
         "{deliveries:?}"
     );
 
-    // A crash keeps the lease: the next instance delivers once it has expired.
+    // A crash keeps the lease: the next instance delivers once it has expired. (Crashing
+    // once the position is stored, so nothing accepted is owed again.)
+    acknowledged_through_head(&service).await;
     hooks.abort();
     let (third, hooks, _) = instance(&app, &receiver.url()).await;
     create(&third, 1).await;
@@ -396,4 +436,126 @@ async fn only_the_lease_holder_moves_the_position_and_only_forwards() {
         service.take_webhook_lease(a, minute).await.expect("take"),
         Some(9)
     );
+}
+
+/// Serves `app` on 127.0.0.1, any free port.
+async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_silent_receivers_time_out_endless_answers_are_cut() {
+    use axum::{
+        body::{Body, Bytes},
+        http::{StatusCode, header::LOCATION},
+        routing::post,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let redirected = Arc::new(AtomicUsize::new(0));
+    let counted = redirected.clone();
+    let endless = || {
+        Body::from_stream(futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 1024]))
+        }))
+    };
+    let router = axum::Router::new()
+        .route(
+            "/redirect",
+            post(|| async { (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, "/target")]) }),
+        )
+        .route(
+            "/target",
+            post(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route("/silent", post(|| std::future::pending::<StatusCode>()))
+        .route(
+            "/endless",
+            post(move || async move { (StatusCode::OK, endless()) }),
+        );
+    let addr = serve(router).await;
+    let urls: Vec<String> = ["redirect", "silent", "endless"]
+        .iter()
+        .map(|path| format!("http://{addr}/{path}"))
+        .collect();
+    let mut settings = settings_for(&urls);
+    settings.timeout = Duration::from_millis(300);
+    let app = TestApp::start().await;
+    let (hooked, hooks, _) = instance_with(&app, settings).await;
+    create(&hooked, 1).await;
+
+    wait_for_metric(
+        &hooked,
+        &sample_of(&urls[0], "deliveries_total", Some("http_error")),
+        2.0,
+    )
+    .await;
+    wait_for_metric(
+        &hooked,
+        &sample_of(&urls[1], "deliveries_total", Some("timeout")),
+        1.0,
+    )
+    .await;
+    wait_for_metric(
+        &hooked,
+        &sample_of(&urls[2], "deliveries_total", Some("ok")),
+        1.0,
+    )
+    .await;
+    hooks.stop().await;
+    assert_eq!(
+        redirected.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_delivers_and_gives_its_lease_up_on_sigterm() {
+    use sea_orm::EntityTrait;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let receiver = Receiver::start(clock, 0).await;
+    let mut child = common::process::command(Some(&url))
+        .env("WEBHOOK_URLS", receiver.url())
+        .env("WEBHOOK_SECRET", SECRET)
+        .spawn()
+        .expect("start server");
+    let base = common::process::wait_until_listening(&mut child).base;
+    let created = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": common::CREATE, "variables": { "input": { "phoneNumber": "+56912345678" } } }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 200);
+    receiver
+        .wait_until("1 change", |seen| seen.accepted.len() == 1)
+        .await;
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exited = tokio::task::spawn_blocking(move || child.wait());
+    let status = tokio::time::timeout(Duration::from_secs(30), exited).await;
+    let status = status.expect("stopped").expect("join").expect("wait");
+    assert!(status.success(), "{status}");
+    let db = sea_orm::Database::connect(&url).await.expect("connect");
+    let row = entity::webhook_position::Entity::find()
+        .one(&db)
+        .await
+        .expect("read");
+    let row = row.expect("the endpoint's row");
+    assert_eq!((row.position, row.holder), (1, None));
+    assert_eq!(row.origin, format!("http://{}", receiver.addr));
 }
