@@ -475,7 +475,7 @@ async fn redirects_are_not_followed_silent_receivers_time_out_endless_answers_ar
                 StatusCode::NO_CONTENT
             }),
         )
-        .route("/silent", post(|| std::future::pending::<StatusCode>()))
+        .route("/silent", post(std::future::pending::<StatusCode>))
         .route(
             "/endless",
             post(move || async move { (StatusCode::OK, endless()) }),
