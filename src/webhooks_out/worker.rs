@@ -53,10 +53,12 @@ impl Worker {
                 true => self.step().await,
                 false => self.register().await.map(|()| Step::Moved),
             };
+            if step.is_ok() {
+                failures = 0;
+            }
             let wait = match step {
                 Ok(Step::Moved) => {
                     registered = true;
-                    failures = 0;
                     continue;
                 }
                 Ok(Step::Stopped) => break,
