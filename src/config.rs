@@ -194,6 +194,31 @@ pub struct Config {
     /// changes are pruned hourly and their cursors answer `CURSOR_EXPIRED`.
     #[arg(long, env = "CHANGE_LOG_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub change_log_retention_days: u32,
+
+    /// Endpoints that receive every change of the change log as signed JSON webhooks,
+    /// comma-separated `https://` (or `http://`) URLs. Needs WEBHOOK_SECRET.
+    #[arg(long = "webhook-url", env = "WEBHOOK_URLS", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+
+    /// Secret (at least 32 bytes) that signs outgoing webhooks (`Webhook-Signature`).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Most changes in one outgoing webhook request.
+    #[arg(long, env = "WEBHOOK_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub webhook_batch_size: u64,
+
+    /// Seconds an outgoing webhook request may take, connecting included.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub webhook_timeout_secs: u64,
+
+    /// Milliseconds the first retry of a failed webhook waits at most (doubling each time).
+    #[arg(long, env = "WEBHOOK_BACKOFF_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_backoff_base_ms: u64,
+
+    /// Longest wait between webhook retries, in milliseconds.
+    #[arg(long, env = "WEBHOOK_BACKOFF_CAP_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_backoff_cap_ms: u64,
 }
 
 /// Where the contacts are stored; shared by every subcommand.
@@ -372,6 +397,22 @@ impl Config {
             );
         }
         Ok(Some((secret, token)))
+    }
+
+    /// The outgoing webhook settings, or `None` without `WEBHOOK_URLS`; an error (refusing to
+    /// start) for a bad URL or a missing or short `WEBHOOK_SECRET`.
+    pub fn webhooks(&self) -> anyhow::Result<Option<crate::webhooks_out::WebhookSettings>> {
+        let settings = crate::webhooks_out::WebhookSettings::new(
+            &self.webhook_urls,
+            self.webhook_secret.as_deref(),
+        )?;
+        Ok(settings.map(|mut settings| {
+            settings.batch_size = self.webhook_batch_size;
+            settings.timeout = Duration::from_secs(self.webhook_timeout_secs);
+            settings.backoff_base = Duration::from_millis(self.webhook_backoff_base_ms);
+            settings.backoff_cap = Duration::from_millis(self.webhook_backoff_cap_ms);
+            settings
+        }))
     }
 
     pub fn request_timeout(&self) -> Duration {

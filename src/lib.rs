@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod rate_limit;
+pub mod webhooks_out;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -45,6 +46,7 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let auth = config.authenticator()?;
     config.check_exposure(&auth)?;
+    let webhook_settings = config.webhooks()?;
     migrate(&config).await?;
     let db = Db::connect(&config.database_options()).await?;
     let events = events::start(&db, &config.database.url).await?;
@@ -58,6 +60,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let proxies = TrustedProxies::parse(&config.trusted_proxies, &config.trusted_proxy_header)?;
     let mut state = AppState::new(service, config.limits());
+    let webhooks = match webhook_settings {
+        Some(settings) => Some(webhooks_out::start(
+            &state.service,
+            settings,
+            state.metrics.clone(),
+        )?),
+        None => None,
+    };
     if let Some((secret, token)) = config.whatsapp_webhook()? {
         state = state.with_whatsapp(secret, token);
     }
@@ -92,6 +102,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "GraphiQL and the API at http://{bound}/graphql"
     );
     http::serve::serve(listener, app, options, http::shutdown_signal()).await;
+    if let Some(webhooks) = webhooks {
+        webhooks.stop().await;
+    }
     db.close().await;
     Ok(())
 }

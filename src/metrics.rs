@@ -12,6 +12,7 @@ use prometheus_client::{
 use crate::db::PoolStats;
 
 pub mod webhook;
+pub mod webhook_out;
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum OperationType {
@@ -72,6 +73,8 @@ pub struct Metrics {
     pool: Family<PoolLabels, Gauge>,
     /// `POST /webhooks/whatsapp`.
     pub webhook: webhook::WebhookMetrics,
+    /// Outgoing webhooks (`WEBHOOK_URLS`).
+    pub webhook_out: webhook_out::WebhookOutMetrics,
     /// Serialises scrapes, which refresh the pool gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -108,12 +111,15 @@ impl Default for Metrics {
         );
         let webhook = webhook::WebhookMetrics::default();
         webhook.register(&mut registry);
+        let webhook_out = webhook_out::WebhookOutMetrics::default();
+        webhook_out.register(&mut registry);
         Self {
             registry,
             requests,
             latency,
             pool,
             webhook,
+            webhook_out,
             scrape: Mutex::new(()),
         }
     }

@@ -6,4 +6,5 @@ pub mod contact_change_horizon;
 pub mod marketing_preference;
 pub mod previous_whatsapp_user_id;
 pub mod webhook_delivery;
+pub mod webhook_position;
 pub mod whatsapp_window;

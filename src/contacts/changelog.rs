@@ -192,7 +192,7 @@ pub(super) async fn head<C: ConnectionTrait>(conn: &C) -> AppResult<i64> {
 }
 
 /// Cursors before this position are expired.
-async fn pruned_through<C: ConnectionTrait>(conn: &C) -> AppResult<i64> {
+pub(super) async fn pruned_through<C: ConnectionTrait>(conn: &C) -> AppResult<i64> {
     let horizon = contact_change_horizon::Entity::find_by_id(1)
         .one(conn)
         .await?;

@@ -32,6 +32,7 @@ mod sql;
 mod user_id_change;
 pub mod watch;
 pub mod webhook;
+pub mod webhook_positions;
 pub mod window;
 pub mod windows;
 mod writes;
