@@ -9,6 +9,7 @@ mod m20261126_000003_messaging_policy;
 mod m20261126_000004_webhook_deliveries;
 mod m20261126_000005_order_indexes;
 mod m20261126_000006_change_log;
+mod m20261126_000008_contact_counters;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_webhook_deliveries::Migration),
             Box::new(m20261126_000005_order_indexes::Migration),
             Box::new(m20261126_000006_change_log::Migration),
+            Box::new(m20261126_000008_contact_counters::Migration),
         ]
     }
 }
