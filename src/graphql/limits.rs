@@ -1,8 +1,9 @@
 //! Operation limits, checked before anything runs: document size in tokens, depth (with a
 //! separate allowance for introspection, so GraphiQL keeps working), aliases, root fields and
 //! size once fragments are spread. Complexity and directives per field are async-graphql's own
-//! limits, set on the schema. The checks run in the schema ([`LimitsExtension`]), so every
-//! transport (HTTP, both WebSocket protocols) passes them.
+//! limits, set on the schema; each count's charge (`counts`) is added to the complexity. The
+//! checks run in the schema ([`LimitsExtension`]), so every transport (HTTP, both WebSocket
+//! protocols) passes them.
 
 mod counts;
 mod expansion;
