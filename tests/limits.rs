@@ -127,6 +127,49 @@ async fn deep_and_costly_operations_are_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{response}");
 }
 
+/// Each count is charged by what it may read, not as one field: a document of aliased counts
+/// is refused by the complexity limit, with async-graphql's own message and code, while a
+/// dashboard's handful of counts still runs.
+#[tokio::test]
+async fn aliased_counts_are_charged_by_what_they_read() {
+    let app = TestApp::start().await;
+    let stats = |n: usize, filter: &str| -> String {
+        (0..n)
+            .map(|i| format!("s{i}: contactStats{filter} {{ total whatsappWindowOpen }} "))
+            .collect()
+    };
+    let filter = "(filter: { countryCode: [\"CL\"], whatsappWindowOpen: true })";
+    // 15 aliases (the alias limit) of unfiltered stats: 15 × (1 + 400 + 3) > 5,000.
+    for query in [stats(15, ""), stats(7, filter)] {
+        let error = refused(&app, format!("{{ {query} }}")).await;
+        assert_eq!(code(&error), "GRAPHQL_VALIDATION_FAILED", "{error}");
+        assert_eq!(error["message"], "Query is too complex.", "{error}");
+    }
+    for query in [stats(12, ""), stats(6, filter)] {
+        let (status, body) = post_raw(&app, json!({ "query": format!("{{ {query} }}") })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["s0"]["total"], 0, "{body}");
+    }
+    // A filtered `totalCount` is charged once, not once per row of its page; through a
+    // fragment it is charged by the connection it is spread in.
+    let totals = |n: usize, filter: &str| -> String {
+        let pages: String = (0..n)
+            .map(|i| format!("p{i}: contacts(first: 100{filter}) {{ ...T }} "))
+            .collect();
+        format!("{{ {pages} }} fragment T on ContactConnection {{ totalCount }}")
+    };
+    let error = refused(&app, totals(13, ", filter: { hasPhoneNumber: true }")).await;
+    assert_eq!(error["message"], "Query is too complex.", "{error}");
+    for query in [
+        totals(13, ""),
+        totals(10, ", filter: { hasPhoneNumber: true }"),
+    ] {
+        let (status, body) = post_raw(&app, json!({ "query": query })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["p0"]["totalCount"], 0, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn graphiql_introspection_and_ordinary_operations_still_work() {
     let app = TestApp::start().await;

@@ -230,28 +230,193 @@ async fn every_order_and_cursor_walks_an_index_without_sorting() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Counts of the window filters are index ranges on both backends; the unfiltered total is an
-/// index-only count on SQLite. Known gap: on PostgreSQL the unfiltered total and the closed
-/// windows (three quarters of the table) are still sequential scans (a maintained, striped
-/// total to subtract the open windows from is not built yet), so they are not asserted there.
+/// The filters whose counts are asserted: none (the maintained total), the window filters
+/// on any number and on one (the open windows' index range; closed is the total minus it),
+/// and every filter with an index of its own, each with a value that matches a small part of
+/// the table (for a range of half the table PostgreSQL rightly prefers reading it whole, and
+/// that is a count of half the rows either way). Known gap: the SQLite metadata filter reads
+/// `json_each` of every row, so it is asserted on PostgreSQL (GIN index) only.
+fn count_filters() -> Vec<(&'static str, FilterInput)> {
+    let number = || Some("1001".to_owned());
+    let mut filters = vec![
+        ("no filter", FilterInput::default()),
+        (
+            "window open",
+            FilterInput {
+                whatsapp_window_open: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "window closed",
+            FilterInput {
+                whatsapp_window_open: Some(false),
+                ..Default::default()
+            },
+        ),
+        (
+            "only a number",
+            FilterInput {
+                business_phone_number_id: number(),
+                ..Default::default()
+            },
+        ),
+        (
+            "open on a number",
+            FilterInput {
+                business_phone_number_id: number(),
+                whatsapp_window_open: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "closed on a number",
+            FilterInput {
+                business_phone_number_id: number(),
+                whatsapp_window_open: Some(false),
+                ..Default::default()
+            },
+        ),
+        (
+            "country",
+            FilterInput {
+                country_code: Some(vec!["CL".into()]),
+                ..Default::default()
+            },
+        ),
+        (
+            "prefix",
+            FilterInput {
+                phone_number_prefix: Some("+155500123".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "without phone",
+            FilterInput {
+                has_phone_number: Some(false),
+                ..Default::default()
+            },
+        ),
+        (
+            "user id",
+            FilterInput {
+                whatsapp_user_id: Some("US.10".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "created after",
+            FilterInput {
+                created_after: Some(at("2025-01-01T05:00:00Z")),
+                ..Default::default()
+            },
+        ),
+        (
+            "messaged before",
+            FilterInput {
+                last_whatsapp_message_before: Some(at("2026-01-02T00:00:00Z")),
+                ..Default::default()
+            },
+        ),
+        (
+            "country and window open",
+            FilterInput {
+                country_code: Some(vec!["CL".into()]),
+                whatsapp_window_open: Some(true),
+                ..Default::default()
+            },
+        ),
+    ];
+    if on_postgres() {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("tier".into(), serde_json::json!("gold"));
+        filters.push((
+            "metadata",
+            FilterInput {
+                metadata: Some(metadata),
+                ..Default::default()
+            },
+        ));
+    }
+    filters
+}
+
+/// Every count (`totalCount` and `contactStats`) of [`count_filters`] is served by the
+/// counter or an index on both backends: no full scan of the table. Prints each plan, the
+/// evidence quoted in reviews (`--nocapture`).
 #[tokio::test]
 async fn counts_read_an_index_not_the_table() {
     let (service, raw, _dir) = filled_service().await;
+    for statement in fill_messaging(on_postgres()) {
+        raw.execute_unprepared(&statement).await.expect("fill");
+    }
+    raw.execute_unprepared("ANALYZE").await.expect("analyze");
     let now = at(T0);
-    let page = spec(ContactOrder::default(), first(1, None));
     let mut failures = Vec::new();
-    for (name, filter) in filters(OrderField::LastWhatsappMessageAt) {
-        if name != "window open" && on_postgres() {
-            continue;
-        }
-        let statements = service.page_statements(&filter, &page, now);
-        let count = statements.last().expect("count statement");
-        let bad = bad_plan_lines(&raw, count).await;
-        if !bad.is_empty() {
-            failures.push(format!("{name}:\n  {}\n  {}", count.sql, bad.join("\n  ")));
+    for (name, input) in count_filters() {
+        let filter = ContactFilter::parse(input, "filter").expect("filter");
+        for (kind, statement) in ["count", "stats"]
+            .into_iter()
+            .zip(service.count_statements(&filter, now))
+        {
+            let plan = plan_lines(&raw, &statement).await;
+            println!("{name} ({kind}): {}", plan.join(" | "));
+            let bad = bad_plan_lines(&raw, &statement).await;
+            if !bad.is_empty() {
+                failures.push(format!(
+                    "{name} ({kind}):\n  {}\n  {}",
+                    statement.sql,
+                    bad.join("\n  ")
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The unfiltered count is the maintained total, exact after the raw inserts of the fill (the
+/// triggers count every write, whoever makes it) and a delete.
+#[tokio::test]
+async fn the_maintained_total_matches_the_table() {
+    let (service, raw, _dir) = filled_service().await;
+    let now = at(T0);
+    let all = ContactFilter::default();
+    assert_eq!(
+        service.count(&all, now).await.expect("count"),
+        u64::from(ROWS)
+    );
+    raw.execute_unprepared("DELETE FROM contacts WHERE phone_number LIKE '+155500000%'")
+        .await
+        .expect("delete");
+    let stats = service.stats(&all, now).await.expect("stats");
+    assert_eq!(stats.total, i64::from(ROWS) - 90);
+    let closed = FilterInput {
+        whatsapp_window_open: Some(false),
+        ..Default::default()
+    };
+    let closed = ContactFilter::parse(closed, "filter").expect("filter");
+    let open = FilterInput {
+        whatsapp_window_open: Some(true),
+        ..Default::default()
+    };
+    let open = ContactFilter::parse(open, "filter").expect("filter");
+    let (closed, open) = (
+        service.count(&closed, now).await.expect("closed"),
+        service.count(&open, now).await.expect("open"),
+    );
+    assert_eq!(closed + open, u64::from(ROWS) - 90);
+    assert_eq!(open as i64, stats.whatsapp_window_open);
+    // Emptied whole: PostgreSQL's TRUNCATE fires no delete trigger (its own trigger resets
+    // the counter); SQLite's DELETE without WHERE skips its truncate shortcut for a table
+    // with delete triggers.
+    let empty = if on_postgres() {
+        "TRUNCATE contacts CASCADE"
+    } else {
+        "DELETE FROM contacts"
+    };
+    raw.execute_unprepared(empty).await.expect("empty");
+    assert_eq!(service.count(&all, now).await.expect("count"), 0);
 }
 
 /// Windows on two business numbers for every contact that messaged, and marketing choices

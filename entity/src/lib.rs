@@ -3,6 +3,7 @@
 pub mod contact;
 pub mod contact_change;
 pub mod contact_change_horizon;
+pub mod contact_counter;
 pub mod marketing_preference;
 pub mod previous_whatsapp_user_id;
 pub mod webhook_delivery;

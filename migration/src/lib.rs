@@ -10,6 +10,7 @@ mod m20261126_000004_webhook_deliveries;
 mod m20261126_000005_order_indexes;
 mod m20261126_000006_change_log;
 mod m20261126_000007_webhook_positions;
+mod m20261126_000008_contact_counters;
 mod m20261126_000009_sqlite_metadata_entries;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_order_indexes::Migration),
             Box::new(m20261126_000006_change_log::Migration),
             Box::new(m20261126_000007_webhook_positions::Migration),
+            Box::new(m20261126_000008_contact_counters::Migration),
             Box::new(m20261126_000009_sqlite_metadata_entries::Migration),
         ]
     }

@@ -253,7 +253,8 @@ impl ContactService {
     }
 }
 
-/// Prunes the log every `every` until the process ends; a failure only means next time.
+/// Prunes the log (and folds the contact counter) every `every` until the process ends; a
+/// failure only means next time.
 pub async fn prune_periodically(service: ContactService, every: std::time::Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
@@ -262,6 +263,10 @@ pub async fn prune_periodically(service: ContactService, every: std::time::Durat
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "pruned the change log"),
             Err(err) => tracing::warn!(error = %err.describe(), "change log not pruned"),
+        }
+        // The contact counter's stripes, folded on the same schedule (see `counts`).
+        if let Err(err) = service.fold_counters().await {
+            tracing::warn!(error = %err.describe(), "contact counter not folded");
         }
     }
 }

@@ -132,6 +132,51 @@ impl ContactFilter {
         }
     }
 
+    /// True when the filter keeps every contact (a business number alone narrows nothing:
+    /// it only says where the window, free-form and marketing filters look), so the count is
+    /// the maintained total.
+    pub fn keeps_every_contact(&self) -> bool {
+        self.whatsapp_window_open.is_none() && self.keeps_every_window()
+    }
+
+    /// `Some(open)` when the filter is the window filter alone (with or without a business
+    /// number): its count is the open windows', or the total minus theirs.
+    pub fn window_filter_alone(&self) -> Option<bool> {
+        self.whatsapp_window_open
+            .filter(|_| self.keeps_every_window())
+    }
+
+    /// No condition but (perhaps) the window filter.
+    fn keeps_every_window(&self) -> bool {
+        let Self {
+            whatsapp_window_open: _,
+            business_number: _,
+            metadata_probe: _,
+            country_codes,
+            phone_number_prefix,
+            metadata,
+            created_after,
+            created_before,
+            last_message_after,
+            last_message_before,
+            whatsapp_user_id,
+            has_phone_number,
+            messaging_free_form,
+            marketing_allowed,
+        } = self;
+        country_codes.is_none()
+            && phone_number_prefix.is_none()
+            && metadata.is_none()
+            && created_after.is_none()
+            && created_before.is_none()
+            && last_message_after.is_none()
+            && last_message_before.is_none()
+            && whatsapp_user_id.is_none()
+            && has_phone_number.is_none()
+            && messaging_free_form.is_none()
+            && marketing_allowed.is_none()
+    }
+
     /// True when no contact without a phone number can match (a prefix or `hasPhoneNumber:
     /// true`), so a walk in phone order skips the rows without one.
     pub fn excludes_missing_phone(&self) -> bool {

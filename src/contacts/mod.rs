@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod change_cursor;
 pub mod changelog;
 pub mod clock;
+mod counts;
 pub mod cursor;
 mod fanout;
 pub mod filter;
@@ -37,5 +38,5 @@ pub mod window;
 pub mod windows;
 mod writes;
 
-pub use reads::ContactStats;
+pub use counts::ContactStats;
 pub use service::ContactService;

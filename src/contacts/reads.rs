@@ -10,12 +10,11 @@ use entity::{
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Select, Statement,
-    sea_query::{Expr, Query, QueryStatementBuilder},
 };
 use uuid::Uuid;
 
 use super::{
-    bsuid,
+    bsuid, counts,
     filter::{ContactFilter, MetadataProbe},
     identity,
     order::{self, OrderField, Segment},
@@ -92,27 +91,12 @@ fn behind_probes(
     probes
 }
 
-/// `COUNT(*)` of the rows matching `cond`.
-fn count_select(cond: Condition) -> Select<Entity> {
-    Entity::find()
-        .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .filter(cond)
-}
-
 fn exists_query(cond: Condition) -> Select<Entity> {
     Entity::find()
         .select_only()
         .column(Column::Id)
         .filter(cond)
         .limit(1)
-}
-
-/// `contactStats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContactStats {
-    pub total: i64,
-    pub whatsapp_window_open: i64,
 }
 
 impl ContactService {
@@ -245,64 +229,8 @@ impl ContactService {
             .map(|probe| probe.build(backend));
         // Counts read the matches (the probe is chosen for list pages only).
         let counted = filter.with_metadata_probe(MetadataProbe::default());
-        let count = count_select(counted.condition(backend, now)).build(backend);
+        let count = counts::count_statement(backend, &counted, now);
         pages.chain(probes).chain([count]).collect()
-    }
-
-    /// How many contacts match, regardless of pagination.
-    pub async fn count(&self, filter: &ContactFilter, now: DateTime<Utc>) -> AppResult<u64> {
-        let cond = filter.condition(self.db.backend(), now);
-        let count = count_select(cond)
-            .into_tuple::<i64>()
-            .one(&self.db.read)
-            .await?;
-        Ok(count.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
-    }
-
-    /// Totals in one statement, so both numbers come from one snapshot; each is its own
-    /// `COUNT(*)` subquery, so each can be answered from an index (the open windows from
-    /// the last-message index) instead of one scan of the table.
-    pub async fn stats(
-        &self,
-        filter: &ContactFilter,
-        now: DateTime<Utc>,
-    ) -> AppResult<ContactStats> {
-        let backend = self.db.backend();
-        let cond = filter.condition(backend, now);
-        let count = |cond: Condition| {
-            Entity::find()
-                .select_only()
-                .column_as(Expr::cust("COUNT(*)"), "n")
-                .filter(cond)
-                .into_query()
-        };
-        let open = cond.clone().add(filter.window_open_condition(backend, now));
-        let statement = Query::select()
-            .expr_as(
-                Expr::SubQuery(None, Box::new(count(cond).into_sub_query_statement())),
-                "total",
-            )
-            .expr_as(
-                Expr::SubQuery(None, Box::new(count(open).into_sub_query_statement())),
-                "open",
-            )
-            .to_owned();
-        let row = self
-            .db
-            .read
-            .query_one_raw(backend.build(&statement))
-            .await?;
-        let (total, whatsapp_window_open) = match row {
-            Some(row) => (
-                row.try_get::<i64>("", "total")?,
-                row.try_get::<i64>("", "open")?,
-            ),
-            None => (0, 0),
-        };
-        Ok(ContactStats {
-            total,
-            whatsapp_window_open,
-        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! Operation limits, checked before anything runs: document size in tokens, depth (with a
 //! separate allowance for introspection, so GraphiQL keeps working), aliases, root fields and
 //! size once fragments are spread. Complexity and directives per field are async-graphql's own
-//! limits, set on the schema. The checks run in the schema ([`LimitsExtension`]), so every
-//! transport (HTTP, both WebSocket protocols) passes them.
+//! limits, set on the schema; each count's charge (`counts`) is added to the complexity. The
+//! checks run in the schema ([`LimitsExtension`]), so every transport (HTTP, both WebSocket
+//! protocols) passes them.
 
+mod counts;
 mod expansion;
 #[cfg(test)]
 mod generated;
@@ -19,7 +21,8 @@ use async_graphql::{
 };
 
 pub use self::{
-    expansion::{Measure, check_document, measure},
+    counts::{MAINTAINED_TOTAL, RANGE_COUNT},
+    expansion::{Measure, check_document, count_charge, measure},
     tokens::{Tokens, check_tokens},
 };
 use super::{
@@ -33,7 +36,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Depth allowed below `__schema` / `__type` (GraphiQL's introspection query needs ~13).
     pub max_introspection_depth: usize,
-    /// Cost: each field 1, a connection's fields multiplied by its `first`/`last`.
+    /// Cost: each field 1, a connection's fields multiplied by its `first`/`last`, each
+    /// count by what it may read ([`RANGE_COUNT`], [`MAINTAINED_TOTAL`]).
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub max_root_fields: usize,
@@ -72,12 +76,14 @@ fn too_big(message: String) -> ServerError {
 /// kept in the cache only once it has passed validation.
 pub struct LimitsExtension {
     documents: DocumentCache,
+    limits: Limits,
 }
 
 impl LimitsExtension {
     pub fn new(limits: Limits) -> Self {
         Self {
             documents: DocumentCache::new(limits),
+            limits,
         }
     }
 
@@ -91,7 +97,9 @@ impl ExtensionFactory for LimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Checker {
             documents: self.documents.clone(),
+            max_complexity: self.limits.max_complexity,
             parsed: Mutex::new(None),
+            count_charge: Mutex::new(0),
         })
     }
 }
@@ -99,6 +107,9 @@ impl ExtensionFactory for LimitsExtension {
 /// One request's checker (async-graphql creates one per request).
 struct Checker {
     documents: DocumentCache,
+    max_complexity: usize,
+    /// What the counts of the operation run cost, added to async-graphql's complexity.
+    count_charge: Mutex<u64>,
     /// The query text and document parsed for this request, to keep if validation passes.
     parsed: Mutex<Option<(String, Fresh)>>,
 }
@@ -112,6 +123,10 @@ impl Extension for Checker {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let loaded = self.documents.load(&request.query)?;
+        let charge = count_charge(&loaded.doc, request.operation_name.as_deref())?;
+        if let Ok(mut count_charge) = self.count_charge.lock() {
+            *count_charge = charge;
+        }
         if let (Some(fresh), Ok(mut parsed)) = (loaded.fresh, self.parsed.lock()) {
             *parsed = Some((request.query.clone(), fresh));
         }
@@ -125,6 +140,12 @@ impl Extension for Checker {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
+        let charge = self.count_charge.lock().map_or(0, |charge| *charge);
+        let complexity = u64::try_from(result.complexity).unwrap_or(u64::MAX);
+        if complexity.saturating_add(charge) > self.max_complexity as u64 {
+            // async-graphql's own refusal, with its message and code: one limit.
+            return Err(vec![too_big("Query is too complex.".to_owned())]);
+        }
         let parsed = self.parsed.lock().ok().and_then(|mut parsed| parsed.take());
         if let Some((query, fresh)) = parsed {
             self.documents.keep(query, fresh);

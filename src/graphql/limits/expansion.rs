@@ -10,7 +10,7 @@ use async_graphql::{
     parser::types::{ExecutableDocument, Field, FragmentDefinition, Selection, SelectionSet},
 };
 
-use super::{Limits, too_big};
+use super::{Limits, counts, too_big};
 
 /// What a selection set amounts to with its fragments spread. Counts saturate rather than
 /// overflow: a spread doubled 80 times is simply "too many".
@@ -26,6 +26,10 @@ pub struct Measure {
     pub plain_depth: u64,
     /// Levels of fields at or below `__schema` / `__type`, which have their own allowance.
     pub introspection_depth: u64,
+    /// What the counts cost (see `counts`).
+    pub counts: u64,
+    /// `totalCount`s not yet charged: their connection, above, decides what they read.
+    pub pending_totals: u64,
 }
 
 impl Measure {
@@ -35,6 +39,8 @@ impl Measure {
         self.top_fields = self.top_fields.saturating_add(other.top_fields);
         self.plain_depth = self.plain_depth.max(other.plain_depth);
         self.introspection_depth = self.introspection_depth.max(other.introspection_depth);
+        self.counts = self.counts.saturating_add(other.counts);
+        self.pending_totals = self.pending_totals.saturating_add(other.pending_totals);
     }
 }
 
@@ -75,10 +81,13 @@ impl<'a> Measurer<'a> {
     /// A field and what it selects, the field itself at level 1.
     fn field(&mut self, field: &'a Field) -> Measure {
         let below = self.selection_set(&field.selection_set.node);
+        let (counts, pending_totals) = counts::charge(field, below.pending_totals);
         let mut own = Measure {
             selections: below.selections,
             aliases: below.aliases.saturating_add(field.alias.is_some().into()),
             top_fields: 1,
+            counts: below.counts.saturating_add(counts),
+            pending_totals,
             ..Measure::default()
         };
         let name = field.name.node.as_str();
@@ -190,6 +199,20 @@ pub fn measure(doc: &ExecutableDocument) -> ServerResult<(Vec<Measure>, u64)> {
     Ok((operations, measurer.visited))
 }
 
+/// What the counts of the operation `name` (the only one when `None`) cost, fragments
+/// spread; 0 when there is no such operation (validation reports it).
+pub fn count_charge(doc: &ExecutableDocument, name: Option<&str>) -> ServerResult<u64> {
+    let mut measurer = measure_fragments(doc)?;
+    let operation = (doc.operations.iter())
+        .find(|(op_name, _)| name.is_none() || op_name.map(|n| n.as_str()) == name);
+    Ok(operation.map_or(0, |(_, operation)| {
+        let measure = measurer.selection_set(&operation.node.selection_set.node);
+        measure
+            .counts
+            .saturating_add(counts::unclaimed(measure.pending_totals))
+    }))
+}
+
 /// Depth, aliases, root fields and expanded size of every operation in `doc`, in time linear in
 /// the document: refused documents never reach async-graphql's visitors, which spread every
 /// fragment again. The expanded size of all operations together is held to `max_complexity`
@@ -278,7 +301,7 @@ mod tests {
             aliases: 2,
             top_fields: 2,
             plain_depth: 3,
-            introspection_depth: 0,
+            ..Measure::default()
         };
         assert_eq!(written, [expected]);
         // The spread itself is one more selection.
