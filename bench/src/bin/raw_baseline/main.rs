@@ -9,6 +9,8 @@
 //! row count for the readiness probe and the write checks, on a database contacts-server has
 //! already migrated and seeded.
 
+mod answers;
+
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::Context;
@@ -20,26 +22,27 @@ use axum::{
     routing::post,
     serve::ListenerExt,
 };
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::{
-    FromRow, Row,
-    postgres::{PgPool, PgPoolOptions, PgRow},
+    postgres::{PgPool, PgPoolOptions},
     sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-        SqliteSynchronous,
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
     types::Json as SqlJson,
 };
 use uuid::Uuid;
 
+use crate::answers::{
+    Contact, CreateAnswer, Created, LookupAnswer, Nodes, PageAnswer, PageInfo, StatsAnswer, Total,
+    WINDOW,
+};
+
 /// The same allocator as contacts-server, so the ratio measures our layers, not malloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// WhatsApp's customer-service window after the contact's last message.
-const WINDOW: TimeDelta = TimeDelta::hours(24);
 /// Rows of the open-windows page; one more is read to know whether another page follows.
 const PAGE: usize = 50;
 /// Read connections, as contacts-server's default `DATABASE_MAX_CONNECTIONS` (on SQLite one
@@ -60,103 +63,6 @@ const CREATE: &str = "INSERT INTO contacts \
     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, phone_number, country_code, \
     last_whatsapp_message_at, metadata, created_at, updated_at";
 const COUNT: &str = "SELECT COUNT(*) FROM contacts";
-
-/// A contact with every field of the GraphQL `Contact` type.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Contact {
-    id: Uuid,
-    phone_number: Option<String>,
-    country_code: Option<String>,
-    last_whatsapp_message_at: Option<DateTime<Utc>>,
-    /// Set by the handler, which knows the request's instant.
-    whatsapp_window_open: bool,
-    whatsapp_window_expires_at: Option<DateTime<Utc>>,
-    metadata: Value,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl Contact {
-    fn at(mut self, now: DateTime<Utc>) -> Self {
-        self.whatsapp_window_open = self.whatsapp_window_expires_at.is_some_and(|at| at > now);
-        self
-    }
-}
-
-/// What `#[derive(sqlx::FromRow)]` would expand to, written out: the derive needs sqlx's
-/// `derive` feature, which builds sqlx-macros and, for the host, a second copy of both
-/// drivers (bundled SQLite included), and changes sqlx's features for the whole workspace.
-macro_rules! contact_from_row {
-    ($row:ty) => {
-        impl<'r> FromRow<'r, $row> for Contact {
-            fn from_row(row: &'r $row) -> sqlx::Result<Self> {
-                let last: Option<DateTime<Utc>> = row.try_get("last_whatsapp_message_at")?;
-                Ok(Self {
-                    id: row.try_get("id")?,
-                    phone_number: row.try_get("phone_number")?,
-                    country_code: row.try_get("country_code")?,
-                    last_whatsapp_message_at: last,
-                    whatsapp_window_open: false,
-                    whatsapp_window_expires_at: last.map(|at| at + WINDOW),
-                    metadata: row.try_get::<SqlJson<Value>, _>("metadata")?.0,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            }
-        }
-    };
-}
-contact_from_row!(SqliteRow);
-contact_from_row!(PgRow);
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LookupAnswer {
-    contact_by_phone_number: Option<Contact>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PageInfo {
-    has_next_page: bool,
-    /// The last row's id: a cursor as cheap as one can be.
-    end_cursor: Option<Uuid>,
-}
-
-#[derive(Serialize)]
-struct Nodes {
-    nodes: Vec<Contact>,
-    #[serde(rename = "pageInfo")]
-    page_info: PageInfo,
-}
-
-#[derive(Serialize)]
-struct PageAnswer {
-    contacts: Nodes,
-}
-
-#[derive(Serialize)]
-struct Created {
-    contact: Contact,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateAnswer {
-    create_contact: Created,
-}
-
-#[derive(Serialize)]
-struct Total {
-    total: i64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatsAnswer {
-    contact_stats: Total,
-}
 
 #[derive(Deserialize)]
 struct Phone {
