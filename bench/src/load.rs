@@ -21,7 +21,10 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Graphql,
+    /// Plain handlers on the domain layer (`bench-baseline`).
     Baseline,
+    /// Plain handlers on one raw sqlx statement each (`bench-raw-baseline`).
+    Raw,
 }
 
 impl Target {
@@ -29,7 +32,13 @@ impl Target {
         match self {
             Self::Graphql => "graphql",
             Self::Baseline => "baseline",
+            Self::Raw => "raw",
         }
+    }
+
+    /// The raw baseline serves only the operations the issue's ceiling is measured on.
+    pub fn serves(self, op: Op) -> bool {
+        self != Self::Raw || matches!(op, Op::Lookup | Op::OpenWindows | Op::Create)
     }
 }
 
@@ -94,6 +103,8 @@ pub struct Context {
 const PAGE_SIZE: usize = 50;
 /// The page "page-2000" reads (or the last one, with fewer rows).
 const DEEP_PAGE: usize = 2000;
+/// Numbers each server may create per backend: six blocks within the 10^8 of `+5255`.
+const CREATED_BLOCK: u64 = 16_000_000;
 
 impl Context {
     /// Walks to the deep page once, through the server under test.
@@ -103,7 +114,11 @@ impl Context {
         backend: &str,
         target: Target,
     ) -> anyhow::Result<Self> {
-        let pages = DEEP_PAGE.min(plan.rows.div_ceil(PAGE_SIZE)).max(1);
+        // The raw baseline reads no pages beyond the first.
+        let pages = match target {
+            Target::Raw => 1,
+            _ => DEEP_PAGE.min(plan.rows.div_ceil(PAGE_SIZE)).max(1),
+        };
         let mut cursor: Option<String> = None;
         for _ in 1..pages {
             let (path, body) = page_request(target, cursor.clone());
@@ -115,16 +130,20 @@ impl Context {
                 .map(str::to_owned);
         }
         // Created numbers: Mexican ones, a block per backend and server, none seeded.
-        let block = match (backend, target) {
-            ("sqlite", Target::Graphql) => 0,
-            ("sqlite", Target::Baseline) => 1,
-            (_, Target::Graphql) => 2,
-            (_, Target::Baseline) => 3,
+        let server = match target {
+            Target::Graphql => 0,
+            Target::Baseline => 1,
+            Target::Raw => 2,
+        };
+        let block = if backend == "sqlite" {
+            server
+        } else {
+            3 + server
         };
         Ok(Self {
             plan: *plan,
             page_cursor: cursor,
-            next_created: Arc::new(AtomicU64::new(block * 20_000_000)),
+            next_created: Arc::new(AtomicU64::new(block * CREATED_BLOCK)),
         })
     }
 
@@ -137,7 +156,7 @@ impl Context {
                 ),
                 json!({ "p": seeded }),
             ),
-            (Op::Lookup, Target::Baseline) => ("/lookup", json!({ "phone": seeded })),
+            (Op::Lookup, _) => ("/lookup", json!({ "phone": seeded })),
             (Op::OpenWindows, Target::Graphql) => graphql(
                 &format!(
                     "{{ contacts(first: 50, filter: {{ whatsappWindowOpen: true }}, orderBy: \
@@ -146,7 +165,7 @@ impl Context {
                 ),
                 json!({}),
             ),
-            (Op::OpenWindows, Target::Baseline) => ("/open-windows", json!({})),
+            (Op::OpenWindows, _) => ("/open-windows", json!({})),
             // The same page on one business number, with that number's window per contact.
             (Op::OpenWindowsOnNumber, Target::Graphql) => graphql(
                 &format!(
@@ -158,7 +177,7 @@ impl Context {
                 ),
                 json!({ "n": seed::BUSINESS_NUMBERS[0] }),
             ),
-            (Op::OpenWindowsOnNumber, Target::Baseline) => (
+            (Op::OpenWindowsOnNumber, _) => (
                 "/open-windows-number",
                 json!({ "number": seed::BUSINESS_NUMBERS[0] }),
             ),
@@ -167,7 +186,7 @@ impl Context {
             (Op::Stats, Target::Graphql) => {
                 graphql("{ contactStats { total whatsappWindowOpen } }", json!({}))
             }
-            (Op::Stats, Target::Baseline) => ("/stats", json!({})),
+            (Op::Stats, _) => ("/stats", json!({})),
             (Op::Create, _) => {
                 let n = self.next_created.fetch_add(1, Ordering::Relaxed);
                 let phone = format!("+5255{:08}", n % 100_000_000);
@@ -179,7 +198,7 @@ impl Context {
                         ),
                         json!({ "p": phone }),
                     ),
-                    Target::Baseline => ("/create", json!({ "phone": phone })),
+                    Target::Baseline | Target::Raw => ("/create", json!({ "phone": phone })),
                 }
             }
             // 90% lookups, 10% inbound messages on seeded contacts.
@@ -191,7 +210,7 @@ impl Context {
                 ),
                 json!({ "p": seeded }),
             ),
-            (Op::Mix, Target::Baseline) => ("/record", json!({ "phone": seeded })),
+            (Op::Mix, _) => ("/record", json!({ "phone": seeded })),
         }
     }
 }
@@ -205,7 +224,7 @@ fn page_request(target: Target, after: Option<String>) -> (&'static str, Value) 
             ),
             json!({ "after": after }),
         ),
-        Target::Baseline => ("/page", json!({ "after": after })),
+        Target::Baseline | Target::Raw => ("/page", json!({ "after": after })),
     }
 }
 
@@ -242,7 +261,7 @@ pub struct RunResult {
 async fn total(server: &Server) -> anyhow::Result<i64> {
     let (path, body) = match server.target {
         Target::Graphql => graphql("{ contactStats { total } }", json!({})),
-        Target::Baseline => ("/stats", json!({})),
+        Target::Baseline | Target::Raw => ("/stats", json!({})),
     };
     let answer = send(server, path, &body).await?;
     answer

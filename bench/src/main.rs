@@ -1,9 +1,10 @@
-//! `bench`: the real server against a plain axum handler running the same SQL
-//! (`bench-baseline`), on SQLite and on PostgreSQL. Seeds through `contacts-server import`,
-//! then, per operation, a warm-up and a fixed-duration, fixed-concurrency load against each
-//! server in turn; prints req/s, p50, p99, server CPU time per request and peak RSS, with
-//! the GraphQL server's ratio to the baseline. Every response is checked for errors, and row
-//! counts after write loads.
+//! `bench`: the real server against plain axum handlers, on SQLite and on PostgreSQL: one
+//! making the same domain calls, so running the same SQL (`bench-baseline`), and the ceiling,
+//! one raw prepared sqlx statement per request (`bench-raw-baseline`: lookup, open windows,
+//! create). Seeds through `contacts-server import`, then, per operation, a warm-up and a
+//! fixed-duration, fixed-concurrency load against each server in turn; prints req/s, p50,
+//! p99, server CPU time per request and peak RSS, with the GraphQL server's ratios to each
+//! baseline. Every response is checked for errors, and row counts after write loads.
 //!
 //!   scripts/bench                      # 100,000 rows, both backends
 //!   scripts/bench --rows 1000000 --runs 3
@@ -93,14 +94,14 @@ async fn main() -> anyhow::Result<()> {
         // Both servers up at once, loaded one at a time, operation by operation: each
         // operation meets the same data on both (the write loads come last).
         let mut servers = Vec::new();
-        for target in [Target::Graphql, Target::Baseline] {
+        for target in [Target::Graphql, Target::Baseline, Target::Raw] {
             let server = Server::start(&bin_dir, target, &url).await?;
             let context = load::Context::prepare(&server, &plan, backend, target).await?;
             servers.push((server, context));
         }
         let mut measured: Vec<Measured> = Vec::new();
         for op in &ops {
-            for (server, context) in &servers {
+            for (server, context) in servers.iter().filter(|(s, _)| s.target.serves(*op)) {
                 let mut runs = Vec::new();
                 for run in 0..args.runs {
                     eprintln!(

@@ -1,5 +1,5 @@
-//! The printed table: per backend and operation, each server's figures and the GraphQL
-//! server's ratio to the baseline.
+//! The printed tables: per backend and operation, each server's figures and the GraphQL
+//! server's ratios to the domain-layer baseline and to the raw one, then peak memory.
 
 use std::collections::BTreeMap;
 
@@ -91,6 +91,18 @@ impl Table {
             args.rows, args.concurrency, args.seconds, args.warmup, args.runs
         );
         println!();
+        self.print_against_baseline(args);
+        println!();
+        self.print_against_raw(args);
+        println!();
+        self.print_memory(args);
+        for (backend, rows, per_second) in &self.imports {
+            println!("import {backend}: {rows} rows at {per_second:.0} rows/s");
+        }
+    }
+
+    /// GraphQL against the plain handlers on the same domain calls, every operation.
+    fn print_against_baseline(&self, args: &Args) {
         println!(
             "| backend | operation | GraphQL req/s | baseline req/s | req/s ratio | GraphQL p50 / p99 ms | baseline p50 / p99 ms | GraphQL CPU µs/req | baseline CPU µs/req | CPU ratio | errors | rows |"
         );
@@ -128,15 +140,90 @@ impl Table {
                 }
             }
         }
+    }
+
+    /// GraphQL against the ceiling (one raw sqlx statement per request), on the operations
+    /// the raw baseline serves; the domain-layer baseline's own req/s ratio beside it shows
+    /// how much of the gap is below GraphQL.
+    fn print_against_raw(&self, args: &Args) {
+        println!(
+            "GraphQL server against the raw baseline (one prepared sqlx statement per request):"
+        );
         println!();
-        for ((backend, target), kib) in &self.rss {
-            println!(
-                "peak RSS {backend} {target}: {:.1} MiB",
-                *kib as f64 / 1024.0
-            );
-        }
-        for (backend, rows, per_second) in &self.imports {
-            println!("import {backend}: {rows} rows at {per_second:.0} rows/s");
+        println!(
+            "| backend | operation | GraphQL req/s | raw req/s | req/s ratio | baseline req/s ratio | GraphQL CPU µs/req | raw CPU µs/req | CPU ratio | GraphQL p99 ms | raw p99 ms | p99 ratio | errors | rows |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for backend in &args.backends {
+            for op in Op::ALL.into_iter().filter(|op| Target::Raw.serves(*op)) {
+                let (Some(g), Some(r)) = (
+                    self.find(backend, Target::Graphql, op),
+                    self.find(backend, Target::Raw, op),
+                ) else {
+                    continue;
+                };
+                let baseline = self
+                    .find(backend, Target::Baseline, op)
+                    .map(|b| format!("{:.2}", ratio(b.per_second, r.per_second)))
+                    .unwrap_or_default();
+                let rows = match (g.rows_check, r.rows_check) {
+                    (Some(true), Some(true)) => "ok",
+                    (None, None) => "",
+                    _ => "MISMATCH",
+                };
+                println!(
+                    "| {backend} | {} | {:.0} | {:.0} | {:.2} | {baseline} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {rows} |",
+                    op.name(),
+                    g.per_second,
+                    r.per_second,
+                    ratio(g.per_second, r.per_second),
+                    g.cpu_us_per_request,
+                    r.cpu_us_per_request,
+                    ratio(g.cpu_us_per_request, r.cpu_us_per_request),
+                    g.p99_ms,
+                    r.p99_ms,
+                    ratio(g.p99_ms, r.p99_ms),
+                    g.errors + r.errors,
+                );
+                if let Some(error) = &r.first_error {
+                    println!("|   | first error (raw): {error} |");
+                }
+            }
         }
     }
+
+    /// Peak RSS of each server over the whole run (the raw baseline served fewer operations),
+    /// and GraphQL's ratio to the raw baseline's.
+    fn print_memory(&self, args: &Args) {
+        println!(
+            "| backend | GraphQL peak RSS MiB | baseline peak RSS MiB | raw peak RSS MiB | GraphQL / raw |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for backend in &args.backends {
+            let mib = |target: Target| {
+                self.rss
+                    .get(&(backend.clone(), target.name()))
+                    .map(|kib| *kib as f64 / 1024.0)
+            };
+            let show = |value: Option<f64>| value.map(|v| format!("{v:.1}")).unwrap_or_default();
+            let (g, b, r) = (
+                mib(Target::Graphql),
+                mib(Target::Baseline),
+                mib(Target::Raw),
+            );
+            let versus = g.zip(r).map(|(g, r)| format!("{:.2}", ratio(g, r)));
+            println!(
+                "| {backend} | {} | {} | {} | {} |",
+                show(g),
+                show(b),
+                show(r),
+                versus.unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `a / b`, with a zero `b` read as tiny rather than dividing by zero.
+fn ratio(a: f64, b: f64) -> f64 {
+    a / b.max(1e-9)
 }

@@ -1,4 +1,4 @@
-//! The two servers under load, as processes: their address, CPU time and peak memory.
+//! The servers under load, as processes: their address, CPU time and peak memory.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
@@ -21,6 +21,7 @@ impl Server {
         let binary = match target {
             Target::Graphql => "contacts-server",
             Target::Baseline => "bench-baseline",
+            Target::Raw => "bench-raw-baseline",
         };
         let child = Command::new(bin_dir.join(binary))
             .env("DATABASE_URL", url)
@@ -53,12 +54,12 @@ impl Server {
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let probe = match self.target {
             Target::Graphql => format!("{}/healthz", self.base),
-            Target::Baseline => format!("{}/stats", self.base),
+            Target::Baseline | Target::Raw => format!("{}/stats", self.base),
         };
         for _ in 0..600 {
             let answer = match self.target {
                 Target::Graphql => self.client.get(&probe).send().await,
-                Target::Baseline => self.client.post(&probe).json(&()).send().await,
+                Target::Baseline | Target::Raw => self.client.post(&probe).json(&()).send().await,
             };
             if answer.is_ok_and(|a| a.status().is_success()) {
                 return Ok(());

@@ -21,13 +21,15 @@ use axum::{
     extract::{ConnectInfo, Request},
 };
 use hyper::{body::Incoming, server::conn::http1};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
-use tower::ServiceExt;
 
 /// Connection limits; see SECURITY.md.
 #[derive(Debug, Clone, Copy)]
@@ -135,9 +137,12 @@ struct Connection {
 impl Connection {
     async fn serve(mut self, builder: http1::Builder, app: Router) {
         let peer = self.peer;
+        // hyper-util's bridge calls a fresh clone of the router per request, as
+        // `tower::ServiceExt::oneshot` did, without depending on tower.
+        let app = TowerToHyperService::new(app);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            hyper::service::Service::call(&app, request)
         });
         let connection = builder
             .serve_connection(TokioIo::new(self.io), service)
