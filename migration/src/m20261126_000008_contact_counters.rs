@@ -29,7 +29,7 @@ use sea_orm_migration::{prelude::*, sea_orm::DatabaseBackend};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const POSTGRES_UP: &str = r#"
+const POSTGRES_UP: &str = r"
 CREATE TABLE IF NOT EXISTS contact_counters (stripe integer PRIMARY KEY, delta bigint NOT NULL);
 CREATE OR REPLACE FUNCTION contact_counters_add(n bigint) RETURNS void LANGUAGE sql AS $$
   INSERT INTO contact_counters (stripe, delta) VALUES (pg_backend_pid(), n)
@@ -68,9 +68,9 @@ END $$;
 CREATE TRIGGER contact_counters_truncate AFTER TRUNCATE ON contacts
   FOR EACH STATEMENT EXECUTE FUNCTION contact_counters_truncated();
 INSERT INTO contact_counters (stripe, delta) SELECT 0, count(*) FROM contacts;
-"#;
+";
 
-const SQLITE_UP: &str = r#"
+const SQLITE_UP: &str = r"
 CREATE TABLE IF NOT EXISTS contact_counters (stripe integer PRIMARY KEY, delta bigint NOT NULL);
 CREATE TRIGGER IF NOT EXISTS contact_counters_insert AFTER INSERT ON contacts BEGIN
   UPDATE contact_counters SET delta = delta + 1 WHERE stripe = 0;
@@ -79,7 +79,7 @@ CREATE TRIGGER IF NOT EXISTS contact_counters_delete AFTER DELETE ON contacts BE
   UPDATE contact_counters SET delta = delta - 1 WHERE stripe = 0;
 END;
 INSERT INTO contact_counters (stripe, delta) SELECT 0, count(*) FROM contacts;
-"#;
+";
 
 const POSTGRES_DOWN: &str = "DROP TRIGGER IF EXISTS contact_counters_insert ON contacts; \
     DROP TRIGGER IF EXISTS contact_counters_delete ON contacts; \
