@@ -216,22 +216,48 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     let file = base
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    let write = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
-        .max_connections(1)
-        .min_connections(1)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(file.clone())
-        .await
-        .context("opening the SQLite database")?;
-    let read = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
-        .max_connections(options.max_connections.max(1))
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(file.read_only(true))
-        .await?;
+    let write = open_while_busy(options.busy_timeout, || {
+        with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(file.clone())
+    })
+    .await
+    .context("opening the SQLite database")?;
+    let read = open_while_busy(options.busy_timeout, || {
+        with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(file.clone().read_only(true))
+    })
+    .await?;
     Ok(Db {
         read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
         write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
     })
+}
+
+/// Opens a pool, again while SQLite answers `SQLITE_BUSY` (5), for up to `patience`. Processes
+/// starting together on a new file race to switch it to WAL, which needs the exclusive lock,
+/// and SQLite refuses that switch at once, without its busy handler, when another connection
+/// holds a lock: one instance of three failed to start in about one start in fifteen.
+async fn open_while_busy<F, Fut>(patience: Duration, open: F) -> sqlx::Result<sqlx::SqlitePool>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<sqlx::SqlitePool>>,
+{
+    let give_up = std::time::Instant::now() + patience;
+    loop {
+        match open().await {
+            Err(sqlx::Error::Database(err))
+                if err.code().as_deref() == Some("5") && std::time::Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// SQLite virtual-machine instructions between two deadline checks: a few microseconds of
