@@ -198,7 +198,11 @@ impl Worker {
                 "http_error"
             }
             Err(err) => {
-                tracing::warn!(endpoint = %origin, delivery = id, error = %err, "webhook not delivered; retrying");
+                // reqwest's error names the whole URL, whose path or query may hold a token:
+                // only the origin is logged, and the causes (which name no URL) instead.
+                let err = err.without_url();
+                let error = causes(&err);
+                tracing::warn!(endpoint = %origin, delivery = id, %error, "webhook not delivered; retrying");
                 if err.is_timeout() {
                     "timeout"
                 } else if err.is_connect() {
@@ -254,6 +258,18 @@ impl Worker {
             Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
         ) {}
     }
+}
+
+/// `err` and its sources, as one line.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// Reads `response`'s body until it ends or [`MAX_RESPONSE_BYTES`] came, so the connection
