@@ -169,3 +169,135 @@ async fn odd_metadata_pairs_filter_alike_on_both_backends() {
     assert!(matching(&app, json!({ "empty": "" })).await.is_empty());
     assert_eq!(matching(&app, json!({ "a.b": "dotted" })).await, [odd]);
 }
+
+const TOTALS: &str = "{ contactStats { total } contacts(first: 100) { totalCount nodes { id } } }";
+
+async fn execute(url: &str, sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(url).await.expect("connect");
+    let backend = db.get_database_backend();
+    db.execute_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect(sql);
+}
+
+/// Emptying the table by hand (PostgreSQL's `TRUNCATE`, which fires no delete trigger;
+/// SQLite's unconditional `DELETE`, which it would otherwise truncate) leaves the
+/// maintained total right, before and after a fold, and counting on from zero.
+#[tokio::test]
+async fn emptying_the_table_by_hand_resets_the_maintained_total() {
+    let app = TestApp::start().await;
+    create(&app, 3).await;
+    let sql = match common::on_postgres() {
+        true => "TRUNCATE contacts CASCADE",
+        false => "DELETE FROM contacts",
+    };
+    execute(&app.database_url, sql).await;
+    let data = app.data(TOTALS, Value::Null).await;
+    assert_eq!(data["contactStats"]["total"], 0, "{data}");
+    assert_eq!(data["contacts"]["totalCount"], 0, "{data}");
+    create(&app, 2).await;
+    let service = app_service(&app).await;
+    service.fold_counters().await.expect("fold");
+    let data = app.data(TOTALS, Value::Null).await;
+    assert_eq!(data["contactStats"]["total"], 2, "{data}");
+    assert_eq!(data["contacts"]["totalCount"], 2, "{data}");
+    assert_eq!(data["contacts"]["nodes"].as_array().map(Vec::len), Some(2));
+}
+
+/// A service of its own on `app`'s database.
+async fn app_service(app: &TestApp) -> contacts_server::contacts::ContactService {
+    use contacts_server::{
+        contacts::{ContactService, clock::ManualClock},
+        db::{Db, DbOptions},
+        events,
+    };
+    let options = DbOptions {
+        url: app.database_url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+        busy_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::ZERO,
+    };
+    let db = Db::connect(&options).await.expect("database");
+    let events = events::start(&db, &app.database_url).await.expect("bus");
+    let clock = ManualClock::new(common::at(common::T0));
+    ContactService::new(db, Arc::new(clock), events)
+}
+
+/// The first error or data frame of `query` run over a raw WebSocket speaking `protocol`.
+async fn over_websocket(app: &TestApp, protocol: &str, query: &str, variables: Value) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut socket = common::websocket(app, protocol).await;
+    let send = |value: Value| Message::Text(value.to_string().into());
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(send(init)).await.expect("init");
+    let start = if protocol == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    };
+    let payload = json!({ "query": query, "variables": variables });
+    let operation = json!({ "id": "1", "type": start, "payload": payload });
+    socket.send(send(operation)).await.expect("start");
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+        let message = message
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+        if ["next", "data", "error"].contains(&frame["type"].as_str().unwrap_or("")) {
+            return frame["payload"].clone();
+        }
+    }
+}
+
+/// The count charge holds on every transport, whether the counts come through fragments,
+/// inline fragments or a variable filter: 13 range counts (13 × 400 > 5,000) are refused on
+/// POST, GET and both WebSocket protocols; 12 run.
+#[tokio::test]
+async fn the_count_charge_holds_on_every_transport() {
+    let app = TestApp::start().await;
+    let document = |n: usize| -> String {
+        let pages: String = (0..n)
+            .map(|i| match i % 3 {
+                0 => format!("p{i}: contacts(first: 1, filter: $f) {{ ...T }} "),
+                1 => format!("p{i}: contacts(first: 1, filter: $f) {{ ... on ContactConnection {{ totalCount }} }} "),
+                _ => format!("p{i}: contacts(first: 1, filter: $f) {{ ...U }} "),
+            })
+            .collect();
+        format!(
+            "query($f: ContactFilter) {{ {pages} }} \
+             fragment T on ContactConnection {{ totalCount }} \
+             fragment U on ContactConnection {{ ...T }}"
+        )
+    };
+    let variables = json!({ "f": { "hasPhoneNumber": true } });
+    let too_many = document(13);
+    let refused = |answer: &Value| answer.to_string().contains("Query is too complex.");
+    let (_, posted) = app.post(&too_many, variables.clone()).await;
+    assert!(refused(&posted), "POST: {posted}");
+    let got: Value = (app.client.get(app.url("/graphql")))
+        .query(&[
+            ("query", too_many.as_str()),
+            ("variables", &variables.to_string()),
+        ])
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(refused(&got), "GET: {got}");
+    for protocol in ["graphql-ws", "graphql-transport-ws"] {
+        let answer = over_websocket(&app, protocol, &too_many, variables.clone()).await;
+        assert!(refused(&answer), "{protocol}: {answer}");
+        let ok = over_websocket(&app, protocol, &document(12), variables.clone()).await;
+        assert_eq!(ok["data"]["p0"]["totalCount"], 0, "{protocol}: {ok}");
+    }
+}
