@@ -301,3 +301,32 @@ async fn the_count_charge_holds_on_every_transport() {
         assert_eq!(ok["data"]["p0"]["totalCount"], 0, "{protocol}: {ok}");
     }
 }
+
+/// `metadata: {}` requires nothing (every contact contains the empty object), yet it made
+/// the count a `COUNT(*)` of the whole table instead of the maintained total: twelve of them
+/// in a document read the table twelve times. It is now the unfiltered count, the same
+/// statements, and the same answers.
+#[tokio::test]
+async fn an_empty_metadata_filter_counts_from_the_maintained_total() {
+    use contacts_server::contacts::filter::{ContactFilter, FilterInput};
+    let app = TestApp::start().await;
+    create(&app, 2).await;
+    let service = app_service(&app).await;
+    let now = common::at(common::T0);
+    let statements = |input: FilterInput| {
+        let filter = ContactFilter::parse(input, "filter").expect("filter");
+        let statements = service.count_statements(&filter, now);
+        statements.into_iter().map(|s| s.sql).collect::<Vec<_>>()
+    };
+    let empty = FilterInput {
+        metadata: Some(serde_json::Map::new()),
+        ..FilterInput::default()
+    };
+    let unfiltered = statements(FilterInput::default());
+    assert_eq!(statements(empty), unfiltered);
+    let query = "{ contactStats(filter: { metadata: {} }) { total } \
+        contacts(first: 1, filter: { metadata: {} }) { totalCount } }";
+    let data = app.data(query, Value::Null).await;
+    assert_eq!(data["contactStats"]["total"], 2, "{data}");
+    assert_eq!(data["contacts"]["totalCount"], 2, "{data}");
+}
