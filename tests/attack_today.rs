@@ -330,3 +330,65 @@ async fn an_empty_metadata_filter_counts_from_the_maintained_total() {
     assert_eq!(data["contactStats"]["total"], 2, "{data}");
     assert_eq!(data["contacts"]["totalCount"], 2, "{data}");
 }
+
+/// A receiver with nginx's default body limit (1 MiB, `client_max_body_size 1m`): 413 for a
+/// bigger request; the positions of the changes it accepted.
+async fn limited_receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
+    use axum::{body::Bytes, extract::DefaultBodyLimit, http::StatusCode, routing::post};
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let seen = accepted.clone();
+    let route = post(move |body: Bytes| {
+        let seen = seen.clone();
+        async move {
+            let body: Value = serde_json::from_slice(&body).expect("JSON");
+            let changes = body["changes"].as_array().cloned().unwrap_or_default();
+            let positions = changes.iter().filter_map(|c| c["position"].as_i64());
+            seen.lock().expect("lock").extend(positions);
+            StatusCode::OK
+        }
+    });
+    let app = axum::Router::new()
+        .route("/hook", route)
+        .layer(DefaultBodyLimit::max(1024 * 1024));
+    let addr = support::serve(app).await;
+    (format!("http://{addr}/hook"), accepted)
+}
+
+/// Found: a batch's body had no size bound. 100 contacts with full metadata (50 keys of
+/// 500 characters, all within the API's limits) make a 2.7 MB batch; a receiver behind a
+/// 1 MiB body limit answers 413 to it forever ("retried until you accept it"), so the
+/// endpoint stalls until retention skips the changes. Now a body stops growing at 256 KiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_bigger_than_the_receivers_body_limit_does_not_stall_the_endpoint() {
+    let app = TestApp::start().await;
+    let (url, accepted) = limited_receiver().await;
+    let mut settings = support::settings(&url);
+    settings.batch_size = 100;
+    let value = "x".repeat(500);
+    let metadata: serde_json::Map<String, Value> = (0..50)
+        .map(|i| (format!("key{i:02}"), json!(value)))
+        .collect();
+    let import =
+        "mutation($rows: [CreateContactInput!]!) { importContacts(contacts: $rows) { created } }";
+    // In requests of 25 rows: the API's own bodies are held to 1 MiB.
+    for chunk in 0..4 {
+        let rows: Vec<Value> = (0..25)
+            .map(|i| json!({ "phoneNumber": format!("+5691{:07}", chunk * 25 + i), "metadata": metadata }))
+            .collect();
+        let imported = app.data(import, json!({ "rows": rows })).await;
+        assert_eq!(imported["importContacts"]["created"], 25, "{imported}");
+    }
+    let (_hooked, hooks, _) = support::instance_with(&app, settings).await;
+    let mut received = 0;
+    for _ in 0..1000 {
+        received = accepted.lock().expect("lock").len();
+        if received >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    hooks.stop().await;
+    let positions = accepted.lock().expect("lock").clone();
+    assert_eq!(received, 100, "accepted {positions:?}");
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+}

@@ -137,12 +137,14 @@ impl Worker {
 
     /// Sends `changes` (the ones after `position`) until acknowledged, then records them so.
     async fn deliver(&mut self, position: i64, changes: &[LoggedChange]) -> AppResult<Step> {
+        // A batch is as many of `changes` as fit in a body a receiver accepts.
+        let (body, taken) = payload::body_within(changes, payload::MAX_BODY_BYTES)
+            .map_err(|err| AppError::Internal(format!("webhook body: {err}")))?;
+        let changes = &changes[..taken.min(changes.len())];
         let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
             return Ok(Step::CaughtUp);
         };
         let (first, last) = (first.position, last.position);
-        let body = payload::body(changes)
-            .map_err(|err| AppError::Internal(format!("webhook body: {err}")))?;
         let id = payload::delivery_id(first, last);
         let label = self.endpoint.label.clone();
         for attempt in 0u32.. {
