@@ -392,3 +392,47 @@ async fn a_batch_bigger_than_the_receivers_body_limit_does_not_stall_the_endpoin
     assert_eq!(received, 100, "accepted {positions:?}");
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
 }
+
+/// Folds running all the while two instances create and delete contacts (PostgreSQL: each
+/// writing backend's stripe is folded into stripe 0 under the writers' feet; SQLite: one
+/// stripe, the fold does nothing): the maintained total still equals the table's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn folding_during_concurrent_writes_keeps_the_total_exact() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = TestApp::start().await;
+    let second = app.second_instance().await;
+    let service = app_service(&app).await;
+    let writing = Arc::new(AtomicBool::new(true));
+    let folding = writing.clone();
+    let folder = tokio::spawn(async move {
+        let mut folded = 0u64;
+        while folding.load(Ordering::Relaxed) {
+            folded += service.fold_counters().await.expect("fold");
+            tokio::task::yield_now().await;
+        }
+        folded
+    });
+    futures_util::future::join_all(
+        (0..4).map(|w| writes(if w % 2 == 0 { &app } else { &second }, w)),
+    )
+    .await;
+    writing.store(false, Ordering::Relaxed);
+    let folded = folder.await.expect("folder");
+    // PostgreSQL: writers' stripes were folded while they wrote.
+    assert_eq!(folded > 0, common::on_postgres(), "{folded} stripes folded");
+    let data = app.data(TOTALS, Value::Null).await;
+    assert_eq!(data["contactStats"]["total"], 40, "{data}");
+    assert_eq!(data["contacts"]["totalCount"], 40, "{data}");
+}
+
+/// 15 creates by `worker` on `app`, a third of them deleted again.
+async fn writes(app: &TestApp, worker: usize) {
+    const DELETE: &str = "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }";
+    for round in 0..15 {
+        let phone = format!("+56991{worker}{round:05}");
+        let made = app.create(json!({ "phoneNumber": phone })).await;
+        if round % 3 == 0 {
+            app.data(DELETE, json!({ "id": made["id"] })).await;
+        }
+    }
+}
