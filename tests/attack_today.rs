@@ -436,3 +436,117 @@ async fn writes(app: &TestApp, worker: usize) {
         }
     }
 }
+
+const ALL_METADATA: &str = "{ contacts(first: 100) { nodes { id metadata } } }";
+
+/// Every contact's (key, value) pairs as the API shows them, and each pair's contact ids.
+async fn pairs_shown(app: &TestApp) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    let data = app.data(ALL_METADATA, Value::Null).await;
+    let mut pairs: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for node in data["contacts"]["nodes"].as_array().expect("nodes") {
+        let id = node["id"].as_str().expect("id").to_owned();
+        for (key, value) in node["metadata"].as_object().expect("metadata") {
+            let value = value.as_str().expect("string").to_owned();
+            pairs
+                .entry((key.clone(), value))
+                .or_default()
+                .push(id.clone());
+        }
+    }
+    pairs
+}
+
+/// After every write path that touches metadata (create, patch, replace, upsert, import
+/// over an existing row, a merge of two contacts with metadata, a delete), each pair the API
+/// shows finds exactly its contacts, and a pair that was overwritten or removed finds none;
+/// on SQLite the triggers' entries are exactly the stored JSON's.
+#[tokio::test]
+async fn metadata_filters_follow_every_write_path() {
+    const UPDATE: &str = "mutation($id: ID!, $input: UpdateContactInput!) { \
+        updateContact(id: $id, input: $input) { contact { id } } }";
+    const UPSERT: &str = "mutation($input: CreateContactInput!) { \
+        upsertContact(input: $input) { contact { id } } }";
+    const IMPORT: &str = "mutation($rows: [CreateContactInput!]!) { \
+        importContacts(contacts: $rows) { created updated } }";
+    const INBOUND: &str = "mutation($input: RecordWhatsappInboundInput!) { \
+        recordWhatsappInbound(input: $input) { contact { id } } }";
+    const DELETE: &str = "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }";
+    let app = TestApp::start().await;
+    let a = app
+        .create(json!({ "phoneNumber": "+56921110001", "metadata": { "k": "a", "gone": "1" } }))
+        .await;
+    let b = app
+        .create(json!({ "phoneNumber": "+56921110002", "metadata": { "k": "b" } }))
+        .await;
+    let d = app
+        .create(json!({ "phoneNumber": "+56921110004", "metadata": { "k": "d" } }))
+        .await;
+    app.data(
+        PATCH,
+        json!({ "id": a["id"], "set": { "k": "a2", "new": "x" } }),
+    )
+    .await;
+    app.data(
+        UPDATE,
+        json!({ "id": b["id"], "input": { "metadata": { "replaced": "yes" } } }),
+    )
+    .await;
+    app.data(
+        UPSERT,
+        json!({ "input": { "phoneNumber": "+56921110001", "metadata": { "up": "sert" } } }),
+    )
+    .await;
+    let rows = json!([{ "phoneNumber": "+56921110002", "metadata": { "imp": "1" } },
+        { "phoneNumber": "+56921110003", "metadata": { "imp": "1", "k": "c" } }]);
+    app.data(IMPORT, json!({ "rows": rows })).await;
+    // A BSUID-only contact and a phone-only one, both with metadata, proven one person.
+    app.create(json!({ "whatsappUserId": "CL.4242", "metadata": { "side": "bsuid", "k": "m1" } }))
+        .await;
+    app.create(
+        json!({ "phoneNumber": "+56921110005", "metadata": { "side": "phone", "k": "m2" } }),
+    )
+    .await;
+    let merge = json!({ "input": { "whatsappUserId": "CL.4242", "phoneNumber": "+56921110005",
+        "receivedAt": "2026-11-24T11:00:00Z" } });
+    app.data(INBOUND, merge).await;
+    app.data(DELETE, json!({ "id": d["id"] })).await;
+
+    // a, b, the imported one and the merged one.
+    let totals = app.data(TOTALS, Value::Null).await;
+    assert_eq!(totals["contactStats"]["total"], 4, "{totals}");
+    let shown = pairs_shown(&app).await;
+    for ((key, value), mut ids) in shown.clone() {
+        let mut found = matching(&app, json!({ key.clone(): value.clone() })).await;
+        found.sort();
+        ids.sort();
+        assert_eq!(found, ids, "{key} = {value}");
+    }
+    for (key, value) in [("k", "a"), ("gone", "1"), ("k", "b"), ("k", "d")] {
+        let stale = shown.contains_key(&(key.to_owned(), value.to_owned()));
+        let found = matching(&app, json!({ key: value })).await;
+        assert_eq!(found.is_empty(), !stale, "{key} = {value}: {found:?}");
+    }
+    if !common::on_postgres() {
+        let entries = "SELECT COUNT(*) FROM contact_metadata_entries";
+        let expected = "SELECT COUNT(*) FROM contacts, json_each(contacts.metadata) AS m \
+            WHERE m.type = 'text'";
+        let missing = "SELECT COUNT(*) FROM contacts AS c, json_each(c.metadata) AS m \
+            WHERE NOT EXISTS (SELECT 1 FROM contact_metadata_entries AS e \
+            WHERE e.contact_id = c.id AND e.key = m.key AND e.value = m.value)";
+        assert_eq!(scalar(&app, entries).await, scalar(&app, expected).await);
+        assert_eq!(scalar(&app, missing).await, 0);
+    }
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await;
+    let row = row.expect(sql).expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a number")
+}
