@@ -68,10 +68,13 @@ impl ContactFilter {
             .phone_number_prefix
             .map(|prefix| phone::parse_prefix(&prefix, &format!("{field}.phoneNumberPrefix")))
             .transpose()?;
+        // An empty object requires nothing (every contact's metadata contains it): no
+        // condition, so the count stays the maintained total instead of reading the table.
         let metadata = input
             .metadata
             .map(|object| Metadata::parse(&object, &format!("{field}.metadata")))
-            .transpose()?;
+            .transpose()?
+            .filter(|metadata| !metadata.is_empty());
         let whatsapp_user_id = input
             .whatsapp_user_id
             .map(|id| bsuid::parse_bsuid(&id, &format!("{field}.whatsappUserId")))

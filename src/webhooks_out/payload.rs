@@ -17,12 +17,6 @@ pub const SIGNATURE_HEADER: &str = "webhook-signature";
 /// The header naming the delivery (the same on every retry of one batch).
 pub const ID_HEADER: &str = "webhook-id";
 
-/// The body: `{"changes": [...]}`.
-#[derive(Serialize)]
-struct Body<'a> {
-    changes: Vec<Change<'a>>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Change<'a> {
@@ -84,22 +78,48 @@ pub fn idempotency_key(position: i64) -> String {
     format!("change-{position}")
 }
 
-/// The JSON body delivering `changes` (in log order).
-pub fn body(changes: &[LoggedChange]) -> serde_json::Result<Vec<u8>> {
-    let changes = changes
-        .iter()
-        .map(|logged| Change {
-            idempotency_key: idempotency_key(logged.position),
-            position: logged.position,
-            cursor: change_cursor::encode(logged.position),
-            kind: logged.change.kind.name(),
-            contact_id: logged.change.contact_id,
-            merged_contact_id: logged.change.merged_contact_id,
-            contact: logged.contact.as_ref().map(Contact::from),
-            at: time(logged.change.at),
-        })
-        .collect();
-    serde_json::to_vec(&Body { changes })
+/// Most bytes in a request body, unless its first change alone is bigger (50 keys of 500
+/// escaped characters make about 150 KB): receivers' body limits are often 1 MiB (nginx's
+/// default) or less, and a batch refused for its size would be retried, and refused, forever.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+fn change_of(logged: &LoggedChange) -> Change<'_> {
+    Change {
+        idempotency_key: idempotency_key(logged.position),
+        position: logged.position,
+        cursor: change_cursor::encode(logged.position),
+        kind: logged.change.kind.name(),
+        contact_id: logged.change.contact_id,
+        merged_contact_id: logged.change.merged_contact_id,
+        contact: logged.contact.as_ref().map(Contact::from),
+        at: time(logged.change.at),
+    }
+}
+
+/// The JSON body `{"changes": [...]}` delivering the first of `changes` (in log order) that
+/// fit in `max_bytes`, at least one; and how many it holds.
+pub fn body_within(
+    changes: &[LoggedChange],
+    max_bytes: usize,
+) -> serde_json::Result<(Vec<u8>, usize)> {
+    const OPEN: &[u8] = b"{\"changes\":[";
+    const CLOSE: &[u8] = b"]}";
+    let mut body = OPEN.to_vec();
+    let mut taken = 0;
+    for logged in changes {
+        let change = serde_json::to_vec(&change_of(logged))?;
+        let comma = usize::from(taken > 0);
+        if taken > 0 && body.len() + comma + change.len() + CLOSE.len() > max_bytes {
+            break;
+        }
+        if taken > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&change);
+        taken += 1;
+    }
+    body.extend_from_slice(CLOSE);
+    Ok((body, taken))
 }
 
 /// The delivery id of a batch: its first and last positions, so a retry keeps it.

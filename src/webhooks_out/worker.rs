@@ -137,12 +137,14 @@ impl Worker {
 
     /// Sends `changes` (the ones after `position`) until acknowledged, then records them so.
     async fn deliver(&mut self, position: i64, changes: &[LoggedChange]) -> AppResult<Step> {
+        // A batch is as many of `changes` as fit in a body a receiver accepts.
+        let (body, taken) = payload::body_within(changes, payload::MAX_BODY_BYTES)
+            .map_err(|err| AppError::Internal(format!("webhook body: {err}")))?;
+        let changes = &changes[..taken.min(changes.len())];
         let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
             return Ok(Step::CaughtUp);
         };
         let (first, last) = (first.position, last.position);
-        let body = payload::body(changes)
-            .map_err(|err| AppError::Internal(format!("webhook body: {err}")))?;
         let id = payload::delivery_id(first, last);
         let label = self.endpoint.label.clone();
         for attempt in 0u32.. {
@@ -198,7 +200,11 @@ impl Worker {
                 "http_error"
             }
             Err(err) => {
-                tracing::warn!(endpoint = %origin, delivery = id, error = %err, "webhook not delivered; retrying");
+                // reqwest's error names the whole URL, whose path or query may hold a token:
+                // only the origin is logged, and the causes (which name no URL) instead.
+                let err = err.without_url();
+                let error = causes(&err);
+                tracing::warn!(endpoint = %origin, delivery = id, %error, "webhook not delivered; retrying");
                 if err.is_timeout() {
                     "timeout"
                 } else if err.is_connect() {
@@ -254,6 +260,18 @@ impl Worker {
             Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
         ) {}
     }
+}
+
+/// `err` and its sources, as one line.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// Reads `response`'s body until it ends or [`MAX_RESPONSE_BYTES`] came, so the connection
