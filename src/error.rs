@@ -301,7 +301,8 @@ fn is_deadline(err: &DbErr) -> bool {
         .is_some_and(|code| code == "9" || code == "57014")
 }
 
-/// Connection failures, pool timeouts, PostgreSQL's connection (08) and operator
+/// Connection failures, pool timeouts, PostgreSQL's connection (08), insufficient resources
+/// (53: out of memory or of lock slots, disk full, too many connections) and operator
 /// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes,
 /// and a lock wait past `lock_timeout` (55P03): the database, not the request.
 fn is_unavailable(err: &DbErr) -> bool {
@@ -315,7 +316,10 @@ fn is_unavailable(err: &DbErr) -> bool {
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Protocol(_) => true,
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08") || code.starts_with("57") || code == "55P03"
+                    ["08", "53", "57"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "55P03"
                 }),
                 _ => false,
             }

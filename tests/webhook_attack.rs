@@ -498,3 +498,20 @@ async fn a_secret_with_a_trailing_newline_still_verifies() {
     let answer = app.client.get(url).send().await.expect("handshake");
     assert_eq!(answer.status(), 200);
 }
+
+/// The delivery claims its ids up front: an id named twice in one delivery is recorded once
+/// (the second counted as a duplicate), and a redelivery of the whole is all duplicates.
+#[tokio::test]
+async fn an_id_named_twice_in_one_delivery_is_recorded_once() {
+    let app = app().await;
+    let same = text("4915112345690", "wamid.twice");
+    let other = text("4915112345691", "wamid.once");
+    let body = delivery(json!([]), json!([same.clone(), other, same]));
+    assert_eq!(deliver(&app, &body).await, 200);
+    let duplicates = "whatsapp_webhook_duplicates_total";
+    assert_eq!(metric(&metrics(&app).await, duplicates), 1);
+    assert_eq!(contact_count(&app).await, 2);
+    assert_eq!(deliver(&app, &body).await, 200);
+    assert_eq!(metric(&metrics(&app).await, duplicates), 4);
+    assert_eq!(contact_count(&app).await, 2);
+}

@@ -14,9 +14,14 @@ use crate::error::AppResult;
 /// count that decides stops here, so it costs at most this many index entries.
 const COMMON_MATCHES: u64 = 10_000;
 
+/// Index entries the choice may read in all, however many pairs the filter has (up to 50):
+/// three common pairs. A rare pair after them goes unseen and the page walks instead.
+const PROBE_BUDGET: u64 = 3 * COMMON_MATCHES;
+
 impl ContactService {
-    /// `filter` with its metadata probe chosen for a list page: one bounded count per pair
-    /// (stopping at the first rare one). PostgreSQL plans from its own statistics.
+    /// `filter` with its metadata probe chosen for a list page: a bounded count per pair,
+    /// stopping at the first rare one or when [`PROBE_BUDGET`] is spent. PostgreSQL plans
+    /// from its own statistics.
     pub async fn with_metadata_probe_for_list(
         &self,
         filter: &ContactFilter,
@@ -27,10 +32,16 @@ impl ContactService {
         if self.db.backend() == DbBackend::Postgres {
             return Ok(filter.clone());
         }
+        let mut budget = PROBE_BUDGET;
         for (key, value) in metadata.iter() {
-            if self.matches_up_to_bound(key, value).await? < COMMON_MATCHES {
+            if budget < COMMON_MATCHES {
+                break;
+            }
+            let matches = self.matches_up_to_bound(key, value).await?;
+            if matches < COMMON_MATCHES {
                 return Ok(filter.with_metadata_probe(MetadataProbe::Matches));
             }
+            budget -= matches;
         }
         Ok(filter.with_metadata_probe(MetadataProbe::EachRow))
     }

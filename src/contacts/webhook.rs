@@ -3,12 +3,13 @@
 //! remembered so a redelivery changes nothing, and nothing committed unless all of it is.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::webhook_delivery::{ActiveModel, Column, Entity};
+use entity::webhook_delivery::{Column, Entity};
+use std::collections::HashSet;
+
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement, TransactionTrait, sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{OnConflict, Query},
 };
-use sha2::{Digest, Sha256};
 
 use super::{
     identity,
@@ -97,32 +98,37 @@ impl ContactService {
     ) -> AppResult<Vec<EventOutcome>> {
         let now = self.now();
         let txn = self.begin_write().await?;
-        claim_event_ids(&txn, events).await?;
+        let mut fresh = claim_event_ids(&txn, events, now).await?;
         let mut changes = Vec::new();
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            outcomes.push(self.record_event(&txn, event, now, &mut changes).await?);
+            let outcome = self
+                .record_event(&txn, event, &mut fresh, now, &mut changes)
+                .await?;
+            outcomes.push(outcome);
         }
         self.commit_announcing(txn, &changes).await?;
         Ok(outcomes)
     }
 
     /// One Meta event inside a savepoint of the delivery's transaction: refused by the
-    /// domain, it is rolled back whole (its id, and effects an earlier part already wrote).
+    /// domain, it is rolled back whole (effects an earlier part already wrote, and its id).
+    /// `fresh` holds the ids this delivery claimed and has not used yet, so an id named twice
+    /// in one delivery is recorded once.
     async fn record_event(
         &self,
         txn: &DatabaseTransaction,
         event: &DeliveredEvent,
+        fresh: &mut HashSet<String>,
         now: DateTime<Utc>,
         changes: &mut Vec<ContactChange>,
     ) -> AppResult<EventOutcome> {
-        let savepoint = txn.begin().await?;
         if let Some(id) = &event.meta_id
-            && !first_sighting(&savepoint, id, now).await?
+            && !fresh.remove(id)
         {
-            savepoint.commit().await?;
             return Ok(EventOutcome::Duplicate);
         }
+        let savepoint = txn.begin().await?;
         let announced = changes.len();
         for effect in &event.effects {
             match self.apply(&savepoint, effect, now, changes).await {
@@ -130,6 +136,9 @@ impl ContactService {
                     tracing::warn!(field, "WhatsApp webhook event refused as invalid");
                     savepoint.rollback().await?;
                     changes.truncate(announced);
+                    if let Some(id) = &event.meta_id {
+                        forget_event_id(txn, id).await?;
+                    }
                     return Ok(EventOutcome::Invalid);
                 }
                 result => result?,
@@ -211,67 +220,55 @@ fn arrived_by(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-/// Distinguishes the event-id advisory locks from any other (`changelog` has its own class).
-const EVENT_ID_LOCK_CLASS: i32 = 0x5748_4944; // "WHID"
+/// Ids per insert: 2 values each, far below either backend's bind limit.
+const CLAIM_CHUNK: usize = 1_000;
 
-/// On PostgreSQL, takes a transaction-scoped advisory lock per Meta id of the delivery, all
-/// in one sorted order, before anything is written. Two deliveries naming the same messages
-/// in different orders (Meta's retries, two instances) otherwise insert the seen ids in
-/// opposite orders and deadlock; the detector needs a second per cycle, and a waiter whose
-/// holder is aborted and retried can wait past the statement deadline. With the claim, the
-/// second delivery waits once for the first to commit, then finds its ids seen. A key shared
-/// by two ids (a 32-bit hash) only makes them queue. SQLite has one writer: nothing to do.
-async fn claim_event_ids(txn: &DatabaseTransaction, events: &[DeliveredEvent]) -> AppResult<()> {
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let mut keys: Vec<i32> = events
+/// Records every Meta id of the delivery before anything else is written, in one sorted
+/// order, and returns those seen for the first time. Two deliveries naming the same messages
+/// in different orders (Meta's retries, two instances) would otherwise insert the ids in
+/// opposite orders and deadlock: PostgreSQL's detector needs a second per cycle, and a waiter
+/// whose holder is aborted and retried could wait past the statement deadline. In one order,
+/// the second delivery waits once on the first's commit (then finds the ids taken) or
+/// rollback (then takes them). Row locks, unlike an advisory lock per id, take no slot of
+/// PostgreSQL's shared lock table, which 1,000-event deliveries could exhaust.
+async fn claim_event_ids(
+    txn: &DatabaseTransaction,
+    events: &[DeliveredEvent],
+    now: DateTime<Utc>,
+) -> AppResult<HashSet<String>> {
+    let mut ids: Vec<&str> = events
         .iter()
         .filter_map(|event| event.meta_id.as_deref())
-        .map(event_id_lock_key)
         .collect();
-    if keys.is_empty() {
-        return Ok(());
+    ids.sort_unstable();
+    ids.dedup();
+    let mut fresh = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(CLAIM_CHUNK) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(Entity)
+            .columns([Column::EventId, Column::SeenAt]);
+        for id in chunk {
+            insert
+                .values([(*id).into(), now.into()])
+                .map_err(|err| AppError::Internal(format!("claiming event ids: {err}")))?;
+        }
+        insert
+            .on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned())
+            .returning_col(Column::EventId);
+        let statement = txn.get_database_backend().build(&insert);
+        for row in txn.query_all_raw(statement).await? {
+            fresh.insert(row.try_get::<String>("", "event_id")?);
+        }
     }
-    keys.sort_unstable();
-    keys.dedup();
-    let list = keys
-        .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    // `unnest` yields the array in order, so the locks are taken in the sorted order.
-    let claim = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT count(pg_advisory_xact_lock($1, key::int4)) \
-         FROM unnest(string_to_array($2, ',')) AS key",
-        [EVENT_ID_LOCK_CLASS.into(), list.into()],
-    );
-    txn.execute_raw(claim).await?;
-    Ok(())
+    Ok(fresh)
 }
 
-/// A stable 32-bit key for a Meta id (the same in every instance and version).
-fn event_id_lock_key(id: &str) -> i32 {
-    let digest = Sha256::digest(id.as_bytes());
-    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
-}
-
-/// Remembers `id` inside the delivery's transaction; false when it was already there. On
-/// PostgreSQL a concurrent delivery of the same id waits here until the first commits (then
-/// sees it) or rolls back (then takes it over), so the id's effects happen once.
-async fn first_sighting(
-    txn: &DatabaseTransaction,
-    id: &str,
-    now: DateTime<Utc>,
-) -> AppResult<bool> {
-    let row = ActiveModel {
-        event_id: Set(id.to_owned()),
-        seen_at: Set(now),
-    };
-    let inserted = Entity::insert(row)
-        .on_conflict(OnConflict::column(Column::EventId).do_nothing().to_owned())
-        .exec_without_returning(txn)
+/// Removes the id of an event refused as invalid, as if it had never been claimed.
+async fn forget_event_id(txn: &DatabaseTransaction, id: &str) -> AppResult<()> {
+    Entity::delete_many()
+        .filter(Column::EventId.eq(id))
+        .exec(txn)
         .await?;
-    Ok(inserted == 1)
+    Ok(())
 }
