@@ -197,7 +197,12 @@ pub struct Config {
 
     /// Endpoints that receive every change of the change log as signed JSON webhooks,
     /// comma-separated `https://` (or `http://`) URLs. Needs WEBHOOK_SECRET.
-    #[arg(long = "webhook-url", env = "WEBHOOK_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "webhook-url",
+        env = "WEBHOOK_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub webhook_urls: Vec<String>,
 
     /// Secret (at least 32 bytes) that signs outgoing webhooks (`Webhook-Signature`).

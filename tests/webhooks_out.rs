@@ -208,10 +208,17 @@ fn bad_webhook_settings_stop_the_start() {
     let short = refused_start(&[url, ("WEBHOOK_SECRET", "short")]);
     assert!(short.contains("at least 32 bytes"), "{short}");
     let bad_url = refused_start(&[
-        ("WEBHOOK_URLS", "hooks.example.com/in"),
+        (
+            "WEBHOOK_URLS",
+            "https://ok.example.com/a,hooks.example.com/in?token=s3cr3t",
+        ),
         ("WEBHOOK_SECRET", SECRET),
     ]);
-    assert!(bad_url.contains("is not a URL"), "{bad_url}");
+    assert!(bad_url.contains("entry 2 is not a URL"), "{bad_url}");
+    assert!(
+        !bad_url.contains("s3cr3t"),
+        "the URL's token was printed: {bad_url}"
+    );
     let ftp = refused_start(&[
         ("WEBHOOK_URLS", "ftp://hooks.example.com/in"),
         ("WEBHOOK_SECRET", SECRET),

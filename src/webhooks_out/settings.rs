@@ -26,14 +26,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `raw` as an endpoint: an absolute `http` or `https` URL with a host.
-    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+    /// `raw` as an endpoint: an absolute `http` or `https` URL with a host. Errors name the
+    /// entry by its place (`number`, from 1), never by its text: a URL may hold a token.
+    pub fn parse(raw: &str, number: usize) -> anyhow::Result<Self> {
         let url = Url::parse(raw.trim())
-            .with_context(|| format!("WEBHOOK_URLS: {:?} is not a URL", raw.trim()))?;
+            .with_context(|| format!("WEBHOOK_URLS: entry {number} is not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             bail!(
-                "WEBHOOK_URLS: {:?} must be an http:// or https:// URL with a host",
-                raw.trim()
+                "WEBHOOK_URLS: entry {number} ({}:) must be an http:// or https:// URL with a host",
+                url.scheme()
             );
         }
         let key = hex::encode(Sha256::digest(url.as_str().as_bytes()));
@@ -71,8 +72,9 @@ impl WebhookSettings {
     /// when no URL is given. Refuses a URL without a secret, a short secret, a bad URL.
     pub fn new(urls: &[String], secret: Option<&str>) -> anyhow::Result<Option<Self>> {
         let mut endpoints: Vec<Endpoint> = Vec::new();
-        for raw in urls.iter().filter(|raw| !raw.trim().is_empty()) {
-            let endpoint = Endpoint::parse(raw)?;
+        let entries = urls.iter().filter(|raw| !raw.trim().is_empty());
+        for (index, raw) in entries.enumerate() {
+            let endpoint = Endpoint::parse(raw, index + 1)?;
             if !endpoints.iter().any(|known| known.key == endpoint.key) {
                 endpoints.push(endpoint);
             }
