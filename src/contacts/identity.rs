@@ -244,6 +244,25 @@ fn updated(current: Model, contact: &NewContact, now: DateTime<Utc>) -> ActiveMo
     row
 }
 
+/// Attempts of a write when concurrent writers of the same person collide.
+const WRITE_RACE_ATTEMPTS: usize = 8;
+
+/// Runs `write` (a whole transaction) again while it loses a race with a concurrent writer
+/// of the same person ([`is_write_race`]), up to [`WRITE_RACE_ATTEMPTS`] times.
+pub async fn retrying_write_races<T, F, Fut>(mut write: F) -> AppResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = AppResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(err) if attempt < WRITE_RACE_ATTEMPTS && is_write_race(&err) => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
 /// A write that lost a race with a concurrent writer of the same person and may succeed
 /// when tried again: a unique violation (the other inserted the identity first), a deadlock
 /// or a serialization failure. The database error is only available as text once

@@ -23,10 +23,6 @@ use crate::{
     events::{ChangeKind, ContactChange},
 };
 
-/// Attempts of one event when concurrent writers collide (PostgreSQL: a unique violation by
-/// a concurrent insert of the same identity, a deadlock or a serialization failure).
-const ATTEMPTS: usize = 8;
-
 /// What reached the business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InboundKind {
@@ -141,13 +137,7 @@ impl ContactService {
     pub async fn record_inbound(&self, input: InboundInput) -> AppResult<Model> {
         let now = self.now();
         let event = InboundEvent::parse(input, now)?;
-        let mut attempt = 1;
-        loop {
-            match self.record_inbound_once(&event, now).await {
-                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
-                result => return result,
-            }
-        }
+        identity::retrying_write_races(|| self.record_inbound_once(&event, now)).await
     }
 
     async fn record_inbound_once(

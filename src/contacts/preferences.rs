@@ -32,9 +32,6 @@ const LATER_WINS: &str = "ON CONFLICT (contact_id, business_phone_number_id) DO 
      OR (contact_marketing_preferences.recorded_at = excluded.recorded_at \
          AND excluded.opted_out AND NOT contact_marketing_preferences.opted_out)";
 
-/// Attempts when concurrent writers of the same person collide (as inbound events).
-const ATTEMPTS: usize = 8;
-
 /// `recordMarketingPreference` as sent.
 #[derive(Debug, Clone)]
 pub struct MarketingPreferenceInput {
@@ -100,22 +97,17 @@ impl ContactService {
         input: MarketingPreferenceInput,
     ) -> AppResult<Model> {
         let now = self.now();
-        let mut attempt = 1;
-        loop {
+        let input = &input;
+        identity::retrying_write_races(|| async move {
             let txn = self.begin_write().await?;
             let mut changes = Vec::new();
-            let result = self
-                .record_marketing_preference_in(&txn, &input, now, &mut changes)
-                .await;
-            let result = match result {
-                Ok(row) => self.commit_announcing(txn, &changes).await.map(|()| row),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
-                result => return result,
-            }
-        }
+            let row = self
+                .record_marketing_preference_in(&txn, input, now, &mut changes)
+                .await?;
+            self.commit_announcing(txn, &changes).await?;
+            Ok(row)
+        })
+        .await
     }
 
     /// [`Self::record_marketing_preference`] inside the caller's transaction; the changes to

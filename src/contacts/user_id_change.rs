@@ -19,8 +19,6 @@ use crate::{
     events::{ChangeKind, ContactChange},
 };
 
-const ATTEMPTS: usize = 8;
-
 /// A validated identity change.
 struct Change {
     previous: String,
@@ -44,13 +42,7 @@ impl ContactService {
     ) -> AppResult<Model> {
         let now = self.now();
         let change = Change::parse(previous, next, raw_phone, at, now)?;
-        let mut attempt = 1;
-        loop {
-            match self.change_once(&change, now).await {
-                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
-                result => return result,
-            }
-        }
+        identity::retrying_write_races(|| self.change_once(&change, now)).await
     }
 
     async fn change_once(&self, change: &Change, now: DateTime<Utc>) -> AppResult<Model> {

@@ -29,9 +29,6 @@ use crate::{
 /// message time, names by event time) make harmless.
 pub const SEEN_RETENTION: TimeDelta = TimeDelta::days(7);
 
-/// Attempts of a whole delivery when a concurrent writer of the same person wins a race.
-const ATTEMPTS: usize = 8;
-
 /// An event of a delivery, as the domain records it.
 #[derive(Debug, Clone)]
 pub enum WebhookEvent {
@@ -83,13 +80,7 @@ impl ContactService {
         &self,
         events: &[DeliveredEvent],
     ) -> AppResult<Vec<EventOutcome>> {
-        let mut attempt = 1;
-        loop {
-            match self.record_delivery_once(events).await {
-                Err(err) if attempt < ATTEMPTS && identity::is_write_race(&err) => attempt += 1,
-                result => return result,
-            }
-        }
+        identity::retrying_write_races(|| self.record_delivery_once(events)).await
     }
 
     async fn record_delivery_once(
