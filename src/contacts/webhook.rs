@@ -67,7 +67,7 @@ pub enum EventOutcome {
     /// Its Meta id was recorded before (a redelivery).
     Duplicate,
     /// The domain refused it (`BAD_USER_INPUT`); nothing of it was written (its savepoint
-    /// was rolled back, its id included). A redelivery would be refused again, so the
+    /// was rolled back, its id given back). A redelivery would be refused again, so the
     /// delivery is still answered 200.
     Invalid,
 }
