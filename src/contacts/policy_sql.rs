@@ -45,11 +45,16 @@ pub fn window_open(backend: DbBackend, number: Option<&str>, now: DateTime<Utc>)
     // Open on any number: the contact-level time, on its index.
     let last = || Expr::col(Column::LastWhatsappMessageAt);
     let Some(number) = number else {
+        // On SQLite the null test is written on `+column`, which no index serves: with both
+        // sides indexable the planner reads the closed side as two index searches and sorts
+        // their union; this way a page walks its order's index and tests each row.
+        let never_messaged = match backend {
+            DbBackend::Sqlite => Expr::cust("+\"last_whatsapp_message_at\" IS NULL"),
+            _ => last().is_null(),
+        };
         return Rule::new(
             Condition::all().add(last().gt(bound)),
-            Condition::any()
-                .add(last().is_null())
-                .add(last().lte(bound)),
+            Condition::any().add(never_messaged).add(last().lte(bound)),
         );
     };
     let open_on_number = |template: &str| {
