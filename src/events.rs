@@ -2,17 +2,24 @@
 //! wake each instance's reader of the change log (`contacts::changelog`), which is what
 //! subscribers receive, so a lost or malformed event delays a change but never loses it.
 //!
-//! SQLite: an in-process broadcast after commit. PostgreSQL: `pg_notify` inside the writing
-//! transaction (so nothing is announced unless it commits) and a LISTEN connection per
-//! instance that feeds the local broadcast, so a write through any instance reaches
-//! subscribers on every instance.
+//! SQLite: an in-process broadcast after commit. PostgreSQL: `pg_notify` after the commit (so
+//! nothing is announced unless it commits) and a LISTEN connection per instance that feeds the
+//! local broadcast, so a write through any instance reaches subscribers on every instance.
+//!
+//! Why after the commit rather than inside the writing transaction: a transaction that has
+//! notified takes PostgreSQL's database-wide notify lock at commit and holds it until the
+//! commit ends, so every writing transaction would commit one at a time, and the notify
+//! statement itself would run inside the change log's commit-ordering section. A notification
+//! only wakes readers, which also poll the log every second, so one lost to a crash between
+//! the commit and the notify delays a change by at most a poll and loses nothing. One task per
+//! process sends them, many changes per statement.
 
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 /// What happened to a contact.
@@ -94,7 +101,11 @@ pub enum BusMessage {
 #[derive(Debug, Clone)]
 enum Transport {
     InProcess,
-    Postgres { channel: String },
+    Postgres {
+        channel: String,
+        /// Payloads of committed changes, for the task that notifies ([`notify_committed`]).
+        outbox: mpsc::Sender<String>,
+    },
 }
 
 /// Fan-out of committed changes. Bounded: a subscriber that falls behind is told it lagged;
@@ -111,6 +122,10 @@ const CAPACITY: usize = 1024;
 /// Notifications sent by one statement (PostgreSQL allows 1,664 result columns).
 const NOTIFY_CHUNK: usize = 1000;
 
+/// Payloads waiting for the notifying task. Beyond it a change is not announced and readers
+/// find it at their next poll of the log: writers never wait on notifications.
+const OUTBOX_CAPACITY: usize = 16 * NOTIFY_CHUNK;
+
 impl EventBus {
     /// Events stay inside this process (SQLite: one instance owns the file).
     pub fn in_process() -> Self {
@@ -120,47 +135,33 @@ impl EventBus {
         }
     }
 
-    /// Events travel through PostgreSQL's NOTIFY on `channel`; see [`listen_postgres`].
-    pub fn postgres(channel: String) -> Self {
+    /// Events travel through PostgreSQL's NOTIFY on `channel`, sent on `conn` by a task of
+    /// their own; see [`listen_postgres`] for the receiving side.
+    pub fn postgres(channel: String, conn: DatabaseConnection) -> Self {
+        let (outbox, pending) = mpsc::channel(OUTBOX_CAPACITY);
+        tokio::spawn(notify_committed(conn, channel.clone(), pending));
         Self {
             sender: broadcast::channel(CAPACITY).0,
-            transport: Transport::Postgres { channel },
+            transport: Transport::Postgres { channel, outbox },
         }
     }
 
-    /// Makes `changes` part of the transaction on `conn` (PostgreSQL), before its commit.
-    pub async fn stage<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        changes: &[ContactChange],
-    ) -> Result<(), DbErr> {
-        let Transport::Postgres { channel } = &self.transport else {
-            return Ok(());
-        };
-        // One statement per chunk rather than per change: a bulk import announces thousands.
-        for chunk in changes.chunks(NOTIFY_CHUNK) {
-            let calls: Vec<String> = (0..chunk.len())
-                .map(|i| format!("pg_notify($1, ${})", i + 2))
-                .collect();
-            let mut values = Vec::with_capacity(chunk.len() + 1);
-            values.push(channel.clone().into());
-            values.extend(chunk.iter().map(|change| change.to_payload().into()));
-            let notify = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!("SELECT {}", calls.join(", ")),
-                values,
-            );
-            conn.execute_raw(notify).await?;
-        }
-        Ok(())
-    }
-
-    /// Announces committed `changes` in this process (SQLite; PostgreSQL delivers them
-    /// through LISTEN instead, to this instance too).
+    /// Announces committed `changes`: to this process's subscribers (SQLite), or through
+    /// PostgreSQL to every instance's, this one's included.
     pub fn committed(&self, changes: &[ContactChange]) {
-        if matches!(self.transport, Transport::InProcess) {
-            for change in changes {
-                self.publish(BusMessage::Change(change.clone()));
+        match &self.transport {
+            Transport::InProcess => {
+                for change in changes {
+                    self.publish(BusMessage::Change(change.clone()));
+                }
+            }
+            Transport::Postgres { outbox, .. } => {
+                for change in changes {
+                    if outbox.try_send(change.to_payload()).is_err() {
+                        // Full (or the task is gone): the readers' poll finds the rest.
+                        break;
+                    }
+                }
             }
         }
     }
@@ -201,13 +202,43 @@ pub async fn announcer(db: &crate::db::Db) -> Result<EventBus, DbErr> {
         .map(|row| row.try_get::<String>("", "s"))
         .transpose()?
         .unwrap_or_default();
-    Ok(EventBus::postgres(format!("contact_events:{schema}")))
+    Ok(EventBus::postgres(
+        format!("contact_events:{schema}"),
+        db.write.clone(),
+    ))
+}
+
+/// Sends the payloads of committed changes as NOTIFY on `channel`, as many per statement as
+/// are waiting (up to [`NOTIFY_CHUNK`]), until every sender is gone. A failed statement loses
+/// its notifications, never the changes: readers poll the log.
+async fn notify_committed(
+    conn: DatabaseConnection,
+    channel: String,
+    mut pending: mpsc::Receiver<String>,
+) {
+    let mut batch = Vec::with_capacity(NOTIFY_CHUNK);
+    while pending.recv_many(&mut batch, NOTIFY_CHUNK).await > 0 {
+        let calls: Vec<String> = (0..batch.len())
+            .map(|i| format!("pg_notify($1, ${})", i + 2))
+            .collect();
+        let mut values = Vec::with_capacity(batch.len() + 1);
+        values.push(channel.clone().into());
+        values.extend(batch.drain(..).map(sea_orm::Value::from));
+        let notify = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {}", calls.join(", ")),
+            values,
+        );
+        if let Err(err) = conn.execute_raw(notify).await {
+            tracing::warn!(error = %err, "change notifications not sent; readers poll the log");
+        }
+    }
 }
 
 /// Forwards NOTIFY payloads from PostgreSQL into `bus` until the process ends, reconnecting
 /// after outages (and telling subscribers to re-read, since events may have been missed).
 pub async fn listen_postgres(bus: EventBus, url: String) {
-    let Transport::Postgres { channel } = bus.transport.clone() else {
+    let Transport::Postgres { channel, .. } = bus.transport.clone() else {
         return;
     };
     let mut backoff = Duration::from_millis(100);

@@ -87,15 +87,15 @@ impl ContactService {
         Ok(self.db.write.begin().await?)
     }
 
-    /// Commits `txn` with `changes` logged and announced as part of it: nothing is logged or
-    /// announced unless the write commits, and a committed write is always both.
+    /// Commits `txn` with `changes` logged as part of it, then announces them: nothing is
+    /// logged or announced unless the write commits, and a committed write is always logged
+    /// (announcing only wakes the log's readers sooner; see `events`).
     pub(super) async fn commit_announcing(
         &self,
         txn: DatabaseTransaction,
         changes: &[ContactChange],
     ) -> AppResult<()> {
         changelog::append(&txn, changes, || self.now()).await?;
-        self.events.stage(&txn, changes).await?;
         txn.commit().await?;
         self.events.committed(changes);
         Ok(())
