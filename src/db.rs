@@ -4,6 +4,8 @@
 //! a single writer connection, so writes queue in the pool instead of failing with
 //! "database is locked".
 
+mod sqlite_deadline;
+
 use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
@@ -26,8 +28,8 @@ pub struct DbOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another process before giving up.
     pub busy_timeout: Duration,
-    /// Every statement is stopped once it runs longer than this (on SQLite, everything one
-    /// connection checkout runs: a statement, or a whole transaction); zero: no deadline.
+    /// Every statement is stopped once it runs longer than this, on both backends; zero: no
+    /// deadline.
     pub statement_timeout: Duration,
 }
 
@@ -260,31 +262,12 @@ where
     }
 }
 
-/// SQLite virtual-machine instructions between two deadline checks: a few microseconds of
-/// work, so a statement overruns its deadline by about that much.
-const DEADLINE_CHECK_OPS: i32 = 10_000;
-
-/// Gives every checkout of a SQLite connection a deadline `timeout` away: a progress handler
-/// interrupts whatever runs past it (`SQLITE_INTERRUPT`, answered `QUERY_TIMEOUT`), so a
-/// request the HTTP timeout dropped cannot leave its statement running and its connection
-/// busy. Set when a connection is opened and again each time the pool hands it out.
+/// Gives every SQLite connection the statement deadline `timeout` ([`sqlite_deadline`]).
 fn with_deadline(pool: SqlitePoolOptions, timeout: Duration) -> SqlitePoolOptions {
     if timeout.is_zero() {
         return pool;
     }
-    pool.after_connect(move |conn, _| Box::pin(set_deadline(conn, timeout)))
-        .before_acquire(move |conn, _| {
-            Box::pin(async move { set_deadline(conn, timeout).await.map(|()| true) })
-        })
-}
-
-async fn set_deadline(conn: &mut sqlx::SqliteConnection, timeout: Duration) -> sqlx::Result<()> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut handle = conn.lock_handle().await?;
-    handle.set_progress_handler(DEADLINE_CHECK_OPS, move || {
-        std::time::Instant::now() < deadline
-    });
-    Ok(())
+    pool.after_connect(move |conn, _| Box::pin(sqlite_deadline::install(conn, timeout)))
 }
 
 async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
