@@ -6,7 +6,11 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::{TestApp, process::BIN};
+use common::{
+    TestApp,
+    process::BIN,
+    webhook::{self, deliver},
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -310,4 +314,45 @@ async fn a_page_of_open_windows_on_a_quiet_number_reads_that_numbers_windows() {
         taken < bound,
         "quiet-number pages took {taken:?}, any-number pages {baseline:?}"
     );
+}
+
+/// A message from a user whose WhatsApp name the contact fields refuse (a control character,
+/// or longer than 256 characters: Meta passes names through as users type them) is refused
+/// whole as invalid: 200, no window, and Meta never sends it again. The names are optional;
+/// the message must still open the window, without the name.
+#[tokio::test]
+async fn a_message_from_a_user_with_an_odd_name_still_opens_the_window() {
+    let app = webhook::app().await;
+    let long = "n".repeat(300);
+    for (n, name) in ["Ana\u{85}María", "tab\tname", long.as_str()]
+        .iter()
+        .enumerate()
+    {
+        let phone = format!("4915112345{n:03}");
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "15550783881",
+                              "phone_number_id": "106540352242922" },
+                "contacts": [{ "profile": { "name": name, "username": name }, "wa_id": phone }],
+                "messages": [{ "from": phone, "id": format!("wamid.odd-name-{n}"),
+                               "timestamp": "1764000000", "type": "text",
+                               "text": { "body": "hi" } }],
+            }}]}]
+        })
+        .to_string();
+        assert_eq!(deliver(&app, &body).await, 200);
+        let contact = app
+            .data(
+                "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { \
+                 lastWhatsappMessageAt whatsappWindowOpen(businessPhoneNumberId: \"106540352242922\") } }",
+                json!({ "p": format!("+{phone}") }),
+            )
+            .await;
+        assert!(
+            !contact["contactByPhoneNumber"].is_null(),
+            "the message of the user named {name:?} was dropped"
+        );
+    }
 }
