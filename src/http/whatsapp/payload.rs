@@ -288,8 +288,10 @@ pub(super) fn parent_of(contact: Option<&Contact>) -> Option<String> {
     contact.and_then(|c| c.parent_user_id.clone())
 }
 
-/// A name Meta sends, or `None` when it is empty (a user without a name or username): an
-/// empty one is no name, and must not make the message invalid.
+/// A name Meta sends, or `None` when the contact fields would refuse it: empty (a user
+/// without a name or username), too long or with control characters. Names are typed by
+/// users and optional; an odd one is left out, and must not make the message invalid.
 pub(super) fn present(name: &Option<String>) -> Option<String> {
-    name.clone().filter(|n| !n.trim().is_empty())
+    name.as_deref()
+        .and_then(|n| crate::contacts::bsuid::parse_name(n, "name").ok())
 }
