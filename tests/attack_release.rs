@@ -356,3 +356,62 @@ async fn a_message_from_a_user_with_an_odd_name_still_opens_the_window() {
         );
     }
 }
+
+/// Message ids are checked before they are stored among the seen ids (a NUL, or an id too
+/// long for a PostgreSQL B-tree entry, makes the message invalid); call ids are not: on
+/// PostgreSQL such a call id fails the whole delivery with 500, Meta retries it for 7 days,
+/// and the other events of the delivery are lost with it.
+#[tokio::test]
+async fn a_call_id_the_database_cannot_store_is_not_a_5xx() {
+    let app = webhook::app().await;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: String = (0..9000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(seed % 36) as usize])
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (n, id) in ["wacid.\u{0}nul".to_owned(), format!("wacid.{noise}")]
+        .into_iter()
+        .enumerate()
+    {
+        let good = format!("49151123457{n}0");
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "1", "changes": [
+                { "field": "calls", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "15550783881",
+                                  "phone_number_id": "106540352242922" },
+                    "calls": [{ "id": id, "from": format!("49151123457{n}9"),
+                                "to": "15550783881", "event": "connect",
+                                "direction": "USER_INITIATED", "timestamp": "1764000000" }] } },
+                { "field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "15550783881",
+                                  "phone_number_id": "106540352242922" },
+                    "messages": [{ "from": good, "id": format!("wamid.good-call-{n}"),
+                                   "timestamp": "1764000000", "type": "text",
+                                   "text": { "body": "hi" } }] } }
+            ]}]
+        })
+        .to_string();
+        let status = deliver(&app, &body).await;
+        let kept = app
+            .data(
+                "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { id } }",
+                json!({ "p": format!("+{good}") }),
+            )
+            .await["contactByPhoneNumber"]
+            .is_object();
+        if status.is_server_error() || !kept {
+            failures.push(format!(
+                "call id #{n}: {status}, other message kept: {kept}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
