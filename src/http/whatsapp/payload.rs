@@ -137,8 +137,8 @@ const MAX_MESSAGE_ID_BYTES: usize = 512;
 
 /// An id that can be Meta's: at most [`MAX_MESSAGE_ID_BYTES`], no control
 /// characters (a NUL is refused by PostgreSQL's text type). Anything else makes the message
-/// invalid (counted), not the delivery a 500.
-fn plausible_id(id: &str) -> bool {
+/// (or call) invalid (counted), not the delivery a 500.
+pub(super) fn plausible_id(id: &str) -> bool {
     id.len() <= MAX_MESSAGE_ID_BYTES && !id.chars().any(char::is_control)
 }
 
