@@ -415,3 +415,50 @@ async fn a_call_id_the_database_cannot_store_is_not_a_5xx() {
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// Every GraphQL error carries `extensions.code` (the contract's "Errors"): over HTTP a
+/// document of two operations sent without `operationName` is `BAD_REQUEST`; over either
+/// WebSocket protocol the same error comes with no code at all.
+#[tokio::test]
+async fn an_unnamed_operation_of_many_has_a_code_over_websocket_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::start().await;
+    let query = "query A { contacts { totalCount } } query B { contactStats { total } }";
+    for (protocol, start) in [
+        ("graphql-transport-ws", "subscribe"),
+        ("graphql-ws", "start"),
+    ] {
+        let mut socket = common::websocket(&app, protocol).await;
+        let frames = [
+            json!({ "type": "connection_init", "payload": {} }),
+            json!({ "id": "1", "type": start, "payload": { "query": query } }),
+        ];
+        for frame in frames {
+            let text = Message::Text(frame.to_string().into());
+            socket.send(text).await.expect("send");
+        }
+        let mut errors = None;
+        while errors.is_none() {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next());
+            let message = next
+                .await
+                .expect("an answer")
+                .expect("open")
+                .expect("frame");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+            if frame["id"] == "1" {
+                errors = Some(frame["payload"]["errors"].clone());
+            }
+        }
+        let errors = errors.expect("errors");
+        assert_eq!(
+            common::code(&errors[0]),
+            "BAD_REQUEST",
+            "{protocol}: {errors}"
+        );
+    }
+}
