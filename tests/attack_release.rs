@@ -500,8 +500,10 @@ async fn a_change_feed_page_reads_messaging_rows_once_per_page() {
         &page("id whatsappWindows { open } marketingOptedOut messaging { freeForm }"),
     )
     .await;
+    // Two more queries, however many changes: far under the 2,000 of one pair per change.
+    let bound = plain * 3 + std::time::Duration::from_millis(100);
     assert!(
-        messaging < plain * 3,
+        messaging < bound,
         "with messaging fields {messaging:?}, without {plain:?}"
     );
 }
