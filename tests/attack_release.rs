@@ -183,6 +183,10 @@ async fn a_merge_keeps_the_bound_on_windows_per_contact() {
     assert!(named <= 100, "{named} named windows after the merge");
 }
 
+/// Held by the tests that time requests, so they do not run beside one another (each of the
+/// cost tests fills 200,000 contacts).
+static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Contacts filled by hand for the cost tests: every one messaged within the last day (all
 /// windows open at T0) on one of three business numbers, one in a hundred opted out.
 const BUSY_ROWS: u32 = 200_000;
@@ -273,6 +277,7 @@ async fn run_time(app: &TestApp, query: &str) -> Option<std::time::Duration> {
 /// same charge. One read credential at its rate limit holds the database.
 #[tokio::test]
 async fn messaging_filtered_counts_cost_about_what_they_are_charged() {
+    let _timed = TIMED.lock().await;
     let app = busy_app().await;
     let plain = aliased(
         "contactStats(filter: { countryCode: [\"US\"] }) { total whatsappWindowOpen }",
@@ -298,6 +303,7 @@ async fn messaging_filtered_counts_cost_about_what_they_are_charged() {
 /// milliseconds for the same pages on any number.
 #[tokio::test]
 async fn a_page_of_open_windows_on_a_quiet_number_reads_that_numbers_windows() {
+    let _timed = TIMED.lock().await;
     let app = busy_app().await;
     let any = aliased(
         "contacts(first: 1, filter: { whatsappWindowOpen: true }) { nodes { id } }",
@@ -482,6 +488,7 @@ async fn fastest(app: &TestApp, query: &str) -> std::time::Duration {
 /// page selecting `contact { id }`.
 #[tokio::test]
 async fn a_change_feed_page_reads_messaging_rows_once_per_page() {
+    let _timed = TIMED.lock().await;
     let app = TestApp::start().await;
     let rows: Vec<Value> = (0..1000)
         .map(|i| json!({ "phoneNumber": format!("+5691{i:07}") }))
