@@ -150,13 +150,21 @@ fn time(at: DateTime<Utc>, now: DateTime<Utc>, field: &str) -> AppResult<DateTim
     input::message_time(at, now, field)
 }
 
-/// `list`, refused when two entries name the same number or there are more than a contact
-/// keeps.
+/// `list`, refused when two entries name the same number or more business numbers are named
+/// than a contact keeps. The entry of no number is kept besides them (as `windows::advance`
+/// keeps it), so an export of a contact at the bound imports back.
 fn distinct<T>(list: Vec<T>, number: impl Fn(&T) -> &String, field: &str) -> AppResult<Vec<T>> {
-    if list.len() > windows::MAX_PER_CONTACT {
+    let named = list
+        .iter()
+        .filter(|item| number(item) != windows::UNNAMED)
+        .count();
+    if named > windows::MAX_PER_CONTACT {
         return Err(AppError::validation(
             field,
-            format!("at most {} entries", windows::MAX_PER_CONTACT),
+            format!(
+                "at most {} business numbers, and the entry of no number",
+                windows::MAX_PER_CONTACT
+            ),
         ));
     }
     let mut seen = std::collections::HashSet::new();

@@ -133,7 +133,9 @@ impl ContactService {
 }
 
 /// Stores the choice unless a later one (or an opt-out at the same instant) is stored for the
-/// same scope; true when stored.
+/// same scope, then keeps the contact's newest [`windows::MAX_PER_CONTACT`] choices for
+/// business numbers (the choice for all numbers always stays), as windows are kept; true when
+/// stored.
 async fn record<C: ConnectionTrait>(
     conn: &C,
     contact_id: Uuid,
@@ -155,11 +157,23 @@ async fn record<C: ConnectionTrait>(
             at.into(),
         ],
     );
-    Ok(conn.execute_raw(statement).await?.rows_affected() > 0)
+    let stored = conn.execute_raw(statement).await?.rows_affected() > 0;
+    if stored && number != windows::UNNAMED {
+        keep_newest(conn, contact_id).await?;
+    }
+    Ok(stored)
 }
 
-/// Moves `absorbed`'s choices to `survivor`, keeping the later per scope. Before the absorbed
-/// row is deleted.
+/// The bound on choices per contact (see [`record`]).
+async fn keep_newest<C: ConnectionTrait>(conn: &C, contact_id: Uuid) -> AppResult<()> {
+    let table = "contact_marketing_preferences";
+    let keep = windows::MAX_PER_CONTACT;
+    sql::keep_newest(conn, table, "recorded_at", contact_id, keep).await?;
+    Ok(())
+}
+
+/// Moves `absorbed`'s choices to `survivor`, keeping the later per scope and the bound of
+/// [`record`]. Before the absorbed row is deleted.
 pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid) -> AppResult<()> {
     let statement = sql::statement(
         conn.get_database_backend(),
@@ -172,7 +186,7 @@ pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid
         vec![survivor.into(), absorbed.into()],
     );
     conn.execute_raw(statement).await?;
-    Ok(())
+    keep_newest(conn, survivor).await
 }
 
 /// The choices of `contact_ids`.

@@ -197,8 +197,9 @@ pub async fn roll_up_many<C: ConnectionTrait>(conn: &C, ids: Vec<Uuid>) -> AppRe
     Ok(())
 }
 
-/// Moves `absorbed`'s windows to `survivor`, keeping the later time per number. Before the
-/// absorbed row is deleted (its windows go with it).
+/// Moves `absorbed`'s windows to `survivor`, keeping the later time per number and, as an
+/// event does, the newest [`MAX_PER_CONTACT`] (two contacts at the bound would otherwise
+/// merge into one past it). Before the absorbed row is deleted (its windows go with it).
 pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid) -> AppResult<()> {
     let statement = sql::statement(
         conn.get_database_backend(),
@@ -212,6 +213,14 @@ pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid
         vec![survivor.into(), absorbed.into()],
     );
     conn.execute_raw(statement).await?;
+    sql::keep_newest(
+        conn,
+        "contact_whatsapp_windows",
+        "last_inbound_at",
+        survivor,
+        MAX_PER_CONTACT,
+    )
+    .await?;
     Ok(())
 }
 

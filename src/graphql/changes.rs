@@ -1,10 +1,13 @@
 //! The change feed (`contactChanges`): the change log as a Relay connection.
 
+use std::sync::Arc;
+
 use async_graphql::{ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{
-    connection::PageInfo, contact::Contact, scalars::Timestamp, subscription::ContactEventKind,
+    connection::PageInfo, contact::Contact, messaging::MessagingLoader, scalars::Timestamp,
+    subscription::ContactEventKind,
 };
 use crate::contacts::{change_cursor, changelog::LoggedChange};
 
@@ -31,6 +34,8 @@ pub struct ContactChangeEdge {
 pub struct ContactChangeNode {
     logged: LoggedChange,
     now: DateTime<Utc>,
+    /// Shared by the page's changes, so their contacts' windows and choices are read once.
+    messaging: Arc<MessagingLoader>,
 }
 
 #[Object(name = "ContactChange")]
@@ -63,7 +68,7 @@ impl ContactChangeNode {
     /// The contact as of this change; null for a delete.
     async fn contact(&self) -> Option<Contact> {
         let row = self.logged.contact.clone()?;
-        Some(Contact::new(row, self.now))
+        Some(Contact::sharing(row, self.now, self.messaging.clone()))
     }
 
     /// When the change was committed.
@@ -73,11 +78,24 @@ impl ContactChangeNode {
 }
 
 impl ContactChangeConnection {
-    fn node(&self, logged: &LoggedChange) -> ContactChangeNode {
+    fn node(&self, logged: &LoggedChange, messaging: &Arc<MessagingLoader>) -> ContactChangeNode {
         ContactChangeNode {
             logged: logged.clone(),
             now: self.now,
+            messaging: messaging.clone(),
         }
+    }
+
+    /// One loader for the contacts of the page's changes.
+    fn loader(&self) -> Arc<MessagingLoader> {
+        let mut ids: Vec<_> = self
+            .changes
+            .iter()
+            .filter_map(|logged| logged.contact.as_ref().map(|row| row.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        MessagingLoader::for_contacts(ids)
     }
 }
 
@@ -85,20 +103,22 @@ impl ContactChangeConnection {
 impl ContactChangeConnection {
     /// The changes with their cursors, in commit order.
     async fn edges(&self) -> Vec<ContactChangeEdge> {
+        let messaging = self.loader();
         self.changes
             .iter()
             .map(|logged| ContactChangeEdge {
                 cursor: change_cursor::encode(logged.position),
-                node: self.node(logged),
+                node: self.node(logged, &messaging),
             })
             .collect()
     }
 
     /// The changes, in commit order.
     async fn nodes(&self) -> Vec<ContactChangeNode> {
+        let messaging = self.loader();
         self.changes
             .iter()
-            .map(|logged| self.node(logged))
+            .map(|logged| self.node(logged, &messaging))
             .collect()
     }
 

@@ -32,6 +32,15 @@ impl Contact {
         }
     }
 
+    /// A contact shown with others that share `messaging` (a page of the change feed).
+    pub fn sharing(row: Model, now: DateTime<Utc>, messaging: Arc<MessagingLoader>) -> Self {
+        Self {
+            row,
+            now,
+            messaging,
+        }
+    }
+
     /// The contacts of one page, sharing one loader.
     pub fn page(rows: &[Model], now: DateTime<Utc>) -> Vec<Self> {
         let messaging = MessagingLoader::for_contacts(rows.iter().map(|row| row.id).collect());

@@ -225,16 +225,22 @@ impl Extension for PolicyCheck {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
+        // Errors raised before the stream ran (no operation selected...) pass no `request`
+        // hook over WebSocket: they get their code here.
+        let labelled = |mut response: Response| {
+            label_errors(&mut response);
+            response
+        };
         // Only WebSocket connections carry a budget; without one nothing is counted.
         let Some(budget) = ctx.data_opt::<ConnectionOperations>() else {
-            return next.run(ctx, stream);
+            return next.run(ctx, stream).map(labelled).boxed();
         };
         match budget.acquire() {
             Some(slot) => next
                 .run(ctx, stream)
                 .map(move |response| {
                     let _held = &slot;
-                    response
+                    labelled(response)
                 })
                 .boxed(),
             None => {

@@ -5,7 +5,8 @@ use super::{
     labels::{self, Field},
     meta::{Call, CallsValue, Contact, each},
     payload::{
-        Disposition, Item, contacts, invalid, item, parent_of, present, sender_of, user_id_of,
+        Disposition, Item, contacts, invalid, item, parent_of, plausible_id, present, sender_of,
+        user_id_of,
     },
     system::{digits, e164},
 };
@@ -19,7 +20,11 @@ pub(super) fn calls(value: CallsValue, items: &mut Vec<Item>) {
     let our_number = value.metadata.display_phone_number.as_deref();
     let contacts = contacts(value.contacts);
     for call in each::<Call>(value.calls) {
-        let Ok(call) = call else {
+        // Its id is stored among the seen ids: one no database can store is invalid.
+        let call = call
+            .ok()
+            .filter(|c| c.id.as_deref().is_none_or(plausible_id));
+        let Some(call) = call else {
             items.push(invalid(Field::Calls, "other"));
             continue;
         };

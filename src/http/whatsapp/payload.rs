@@ -137,8 +137,8 @@ const MAX_MESSAGE_ID_BYTES: usize = 512;
 
 /// An id that can be Meta's: at most [`MAX_MESSAGE_ID_BYTES`], no control
 /// characters (a NUL is refused by PostgreSQL's text type). Anything else makes the message
-/// invalid (counted), not the delivery a 500.
-fn plausible_id(id: &str) -> bool {
+/// (or call) invalid (counted), not the delivery a 500.
+pub(super) fn plausible_id(id: &str) -> bool {
     id.len() <= MAX_MESSAGE_ID_BYTES && !id.chars().any(char::is_control)
 }
 
@@ -288,8 +288,10 @@ pub(super) fn parent_of(contact: Option<&Contact>) -> Option<String> {
     contact.and_then(|c| c.parent_user_id.clone())
 }
 
-/// A name Meta sends, or `None` when it is empty (a user without a name or username): an
-/// empty one is no name, and must not make the message invalid.
+/// A name Meta sends, or `None` when the contact fields would refuse it: empty (a user
+/// without a name or username), too long or with control characters. Names are typed by
+/// users and optional; an odd one is left out, and must not make the message invalid.
 pub(super) fn present(name: &Option<String>) -> Option<String> {
-    name.clone().filter(|n| !n.trim().is_empty())
+    name.as_deref()
+        .and_then(|n| crate::contacts::bsuid::parse_name(n, "name").ok())
 }
