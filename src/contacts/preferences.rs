@@ -133,9 +133,8 @@ impl ContactService {
 }
 
 /// Stores the choice unless a later one (or an opt-out at the same instant) is stored for the
-/// same scope, then keeps the contact's newest [`windows::MAX_PER_CONTACT`] choices for
-/// business numbers (the choice for all numbers always stays), as windows are kept; true when
-/// stored.
+/// same scope, then keeps [`windows::MAX_PER_CONTACT`] of the contact's choices for business
+/// numbers (the choice for all numbers always stays); true when stored.
 async fn record<C: ConnectionTrait>(
     conn: &C,
     contact_id: Uuid,
@@ -164,11 +163,15 @@ async fn record<C: ConnectionTrait>(
     Ok(stored)
 }
 
-/// The bound on choices per contact (see [`record`]).
+/// The bound on choices per contact (see [`record`]). Opt-outs are kept before resumes, and
+/// each kind newest first: dropping a resume at worst keeps the contact from marketing it had
+/// allowed on one number, while dropping an opt-out would send marketing to someone who said
+/// no. Only a contact with opt-outs on more business numbers than the bound loses its oldest.
 async fn keep_newest<C: ConnectionTrait>(conn: &C, contact_id: Uuid) -> AppResult<()> {
     let table = "contact_marketing_preferences";
     let keep = windows::MAX_PER_CONTACT;
-    sql::keep_newest(conn, table, "recorded_at", contact_id, keep).await?;
+    let kept_first = "opted_out DESC, recorded_at DESC";
+    sql::keep_newest(conn, table, kept_first, contact_id, keep).await?;
     Ok(())
 }
 

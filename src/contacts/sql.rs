@@ -24,13 +24,14 @@ pub fn statement(backend: DbBackend, template: &str, values: Vec<sea_orm::Value>
     Statement::from_sql_and_values(backend, numbered(backend, template), values)
 }
 
-/// Deletes a contact's rows of `table` beyond the newest `keep` by `time_column` (rows whose
-/// `business_phone_number_id` is `''`, the all-numbers or no-number row, are always kept):
-/// the bound on rows one contact may hold in a side table keyed by business number.
+/// Deletes a contact's rows of `table` beyond the first `keep` in the order `kept_first` (an
+/// ORDER BY list, e.g. `last_inbound_at DESC`); rows whose `business_phone_number_id` is `''`,
+/// the all-numbers or no-number row, are always kept: the bound on rows one contact may hold
+/// in a side table keyed by business number.
 pub async fn keep_newest<C: sea_orm::ConnectionTrait>(
     conn: &C,
     table: &'static str,
-    time_column: &'static str,
+    kept_first: &'static str,
     contact_id: uuid::Uuid,
     keep: usize,
 ) -> Result<(), sea_orm::DbErr> {
@@ -44,7 +45,7 @@ pub async fn keep_newest<C: sea_orm::ConnectionTrait>(
         "DELETE FROM {table} WHERE contact_id = ? AND business_phone_number_id IN \
          (SELECT business_phone_number_id FROM {table} WHERE contact_id = ? \
          AND business_phone_number_id <> '' \
-         ORDER BY {time_column} DESC, business_phone_number_id {beyond})"
+         ORDER BY {kept_first}, business_phone_number_id {beyond})"
     );
     let values = vec![contact_id.into(), contact_id.into()];
     conn.execute_raw(statement(backend, &template, values))

@@ -76,7 +76,7 @@ pub async fn advance<C: ConnectionTrait>(
         sql::keep_newest(
             conn,
             "contact_whatsapp_windows",
-            "last_inbound_at",
+            "last_inbound_at DESC",
             contact_id,
             MAX_PER_CONTACT,
         )
@@ -216,7 +216,7 @@ pub async fn absorb<C: ConnectionTrait>(conn: &C, survivor: Uuid, absorbed: Uuid
     sql::keep_newest(
         conn,
         "contact_whatsapp_windows",
-        "last_inbound_at",
+        "last_inbound_at DESC",
         survivor,
         MAX_PER_CONTACT,
     )
