@@ -45,6 +45,9 @@ pub struct ContactFilter {
     has_phone_number: Option<bool>,
     /// The number the window, free-form and marketing filters are evaluated for.
     business_number: Option<String>,
+    /// Read "open on the business number" from that number's open windows, as a set, instead
+    /// of probing each contact of the last-message walk ([`ContactFilter::with_window_set`]).
+    window_set: bool,
     messaging_free_form: Option<bool>,
     marketing_allowed: Option<bool>,
 }
@@ -96,6 +99,7 @@ impl ContactFilter {
             phone_number_prefix,
             metadata,
             metadata_probe: MetadataProbe::default(),
+            window_set: false,
             created_after: input.created_after,
             created_before: input.created_before,
             last_message_after: input.last_whatsapp_message_after,
@@ -113,6 +117,23 @@ impl ContactFilter {
     pub fn with_metadata_probe(&self, probe: MetadataProbe) -> Self {
         Self {
             metadata_probe: probe,
+            ..self.clone()
+        }
+    }
+
+    /// The business number whose open windows a list page may read as a set: the filter asks
+    /// for an open window (or free-form messaging) on it.
+    pub fn open_on_number(&self) -> Option<&str> {
+        let wants_open =
+            self.whatsapp_window_open == Some(true) || self.messaging_free_form == Some(true);
+        self.business_number.as_deref().filter(|_| wants_open)
+    }
+
+    /// The filter reading the number's open windows as a set (SQLite, for a number with few:
+    /// its planner would otherwise walk every open contact of every number and probe each).
+    pub fn with_window_set(&self) -> Self {
+        Self {
+            window_set: true,
             ..self.clone()
         }
     }
@@ -155,6 +176,7 @@ impl ContactFilter {
             whatsapp_window_open: _,
             business_number: _,
             metadata_probe: _,
+            window_set: _,
             country_codes,
             phone_number_prefix,
             metadata,
@@ -192,13 +214,26 @@ impl ContactFilter {
         let created = || Expr::col(Column::CreatedAt);
         let mut cond = Condition::all();
         let number = self.business_number.as_deref();
+        let open_set = number
+            .filter(|_| self.window_set)
+            .map(|number| policy_sql::open_on_number_set(backend, number, now));
         if let Some(open) = self.whatsapp_window_open {
-            cond = cond.add(policy_sql::window_open(backend, number, now).is(open));
+            cond = match (&open_set, open) {
+                (Some(set), true) => cond.add(set.clone()),
+                _ => cond.add(policy_sql::window_open(backend, number, now).is(open)),
+            };
         }
         if let Some(free_form) = self.messaging_free_form {
-            let allowed =
-                policy_sql::not_blocked().and(policy_sql::window_open(backend, number, now));
-            cond = cond.add(allowed.is(free_form));
+            cond = match (&open_set, free_form) {
+                (Some(set), true) => cond
+                    .add(policy_sql::not_blocked().is(true))
+                    .add(set.clone()),
+                _ => {
+                    let allowed = policy_sql::not_blocked()
+                        .and(policy_sql::window_open(backend, number, now));
+                    cond.add(allowed.is(free_form))
+                }
+            };
         }
         if let Some(marketing) = self.marketing_allowed {
             let opted_out = policy_sql::opted_out(backend, number);

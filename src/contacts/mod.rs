@@ -35,6 +35,7 @@ pub mod watch;
 pub mod webhook;
 pub mod webhook_positions;
 pub mod window;
+mod window_probe;
 pub mod windows;
 mod writes;
 

@@ -171,7 +171,8 @@ impl ContactService {
         spec: &PageSpec,
         now: DateTime<Utc>,
     ) -> AppResult<Page> {
-        let filter = &self.with_metadata_probe_for_list(filter).await?;
+        let filter = self.with_metadata_probe_for_list(filter).await?;
+        let filter = &self.with_window_probe_for_list(filter, now).await?;
         let wanted = usize::try_from(spec.limit).unwrap_or(usize::MAX);
         let mut rows = Vec::new();
         for select in page_selects(self.db.backend(), filter, spec, now) {
