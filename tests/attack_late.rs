@@ -324,3 +324,133 @@ async fn events_cross_instances_by_notify_on_both_protocols() {
         );
     }
 }
+
+/// Contacts with a window on B, the `i`-th opened `24 h - (i + 1) s` before T0.
+const AT_THE_BOUND: usize = 10_001;
+
+/// `rows` imported by the command line into `url`; `Ok` output or the failure.
+fn import(dir: &std::path::Path, url: &str, rows: &[Value]) -> String {
+    let file = dir.join("bound.jsonl");
+    let lines: Vec<String> = rows.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).expect("write file");
+    let output = std::process::Command::new(common::process::BIN)
+        .args(["import", &file.display().to_string()])
+        .env("DATABASE_URL", url)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run import");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    text
+}
+
+/// Every page of `filter` in last-message order, 100 at a time, forward then backward:
+/// the phone numbers, each way, and `totalCount`.
+async fn phones_both_ways(app: &TestApp, filter: &Value) -> (Vec<Value>, Vec<Value>, Value) {
+    let query = "query($first: Int, $last: Int, $after: String, $before: String, \
+        $filter: ContactFilter) { contacts(first: $first, last: $last, after: $after, \
+        before: $before, filter: $filter, orderBy: {field: LAST_WHATSAPP_MESSAGE_AT, \
+        direction: DESC}) { totalCount nodes { phoneNumber } \
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    let phones = |page: &Value| -> Vec<Value> {
+        let nodes = page["nodes"].as_array().expect("nodes");
+        nodes.iter().map(|n| n["phoneNumber"].clone()).collect()
+    };
+    let (mut forward, mut after, mut total) = (Vec::new(), Value::Null, json!(null));
+    let _ = &total;
+    loop {
+        let vars = json!({ "first": 100, "after": after, "filter": filter });
+        let page = app.data(query, vars).await["contacts"].clone();
+        total = page["totalCount"].clone();
+        forward.extend(phones(&page));
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let (mut backward, mut before) = (Vec::new(), Value::Null);
+    loop {
+        let vars = json!({ "last": 100, "before": before, "filter": filter });
+        let page = app.data(query, vars).await["contacts"].clone();
+        let mut got = phones(&page);
+        got.extend(backward);
+        backward = got;
+        if page["pageInfo"]["hasPreviousPage"] != json!(true) {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].clone();
+    }
+    (forward, backward, total)
+}
+
+/// SQLite picks between walking and the number's set of open windows at 10,000 open windows
+/// on the number. From 10,001 open windows on B, closing one a second at exactly 24 h, the
+/// open-on-B and free-form-on-B pages (some contacts blocked, some later messaged on C, some
+/// never messaged) list exactly the contacts open there, the same both ways, and
+/// `totalCount` and `contactStats` agree, on each side of the bound.
+#[tokio::test]
+async fn open_windows_on_a_number_across_the_ten_thousand_bound() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let phone = |i: usize| format!("+5691{i:07}");
+    let mut rows: Vec<Value> = (0..AT_THE_BOUND)
+        .map(|i| {
+            let mut windows = vec![json!({ "businessPhoneNumberId": B,
+                "lastInboundAt": before_t0(24 * 3600 - 1 - i64::try_from(i).expect("i")) })];
+            if i % 500 == 7 {
+                windows.push(json!({ "businessPhoneNumberId": C,
+                                     "lastInboundAt": before_t0(3600) }));
+            }
+            json!({ "phoneNumber": phone(i), "whatsappWindows": windows,
+                    "blocked": i % 1000 == 5 })
+        })
+        .collect();
+    rows.extend((0..5).map(|i| json!({ "phoneNumber": phone(AT_THE_BOUND + i) })));
+    import(dir.path(), &app.database_url, &rows);
+    for step in 0..3_usize {
+        if step > 0 {
+            app.clock.advance(TimeDelta::seconds(1));
+        }
+        // Contacts 0..step have closed, at exactly 24 h.
+        let open: Vec<usize> = (step..AT_THE_BOUND).collect();
+        let free: Vec<usize> = open.iter().copied().filter(|i| i % 1000 != 5).collect();
+        for (filter, wanted) in [
+            (
+                json!({ "businessPhoneNumberId": B, "whatsappWindowOpen": true }),
+                &open,
+            ),
+            (
+                json!({ "businessPhoneNumberId": B, "messagingFreeForm": true }),
+                &free,
+            ),
+        ] {
+            let (forward, backward, total) = phones_both_ways(&app, &filter).await;
+            let context = format!("{filter} at +{step}s");
+            let mut got: Vec<String> = forward
+                .iter()
+                .map(|p| p.as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(forward, backward, "both ways {context}");
+            got.sort();
+            let expected: Vec<String> = wanted.iter().map(|&i| phone(i)).collect();
+            assert_eq!(got.len(), expected.len(), "listed {context}");
+            assert!(got == expected, "the listed contacts {context}");
+            assert_eq!(total, json!(expected.len()), "totalCount {context}");
+            let stats = app
+                .data(
+                    "query($filter: ContactFilter) { contactStats(filter: $filter) \
+                     { total whatsappWindowOpen } }",
+                    json!({ "filter": filter }),
+                )
+                .await;
+            let stats = &stats["contactStats"];
+            assert_eq!(stats["total"], json!(expected.len()), "stats {context}");
+            assert_eq!(
+                stats["whatsappWindowOpen"],
+                json!(expected.len()),
+                "stats {context}"
+            );
+        }
+    }
+}
