@@ -454,3 +454,91 @@ async fn open_windows_on_a_number_across_the_ten_thousand_bound() {
         }
     }
 }
+
+/// The SQLite statement deadline of the trigger test: far shorter than the chain it stops.
+const DEADLINE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// SQLite: a contact insert whose trigger inserts 200 rows into a side table, each firing a
+/// trigger of its own that counts to 100,000 (a fraction of the deadline each, several
+/// seconds in all). Every trigger program starts with the trace hook's callback; were any of
+/// them taken for a new statement the clock would restart and the insert would run to its
+/// end. It is stopped at the deadline as `QUERY_TIMEOUT`, and the writer serves the next
+/// insert, after which a short statement on that connection is not stopped either.
+#[tokio::test]
+async fn a_chain_of_short_triggers_does_not_restart_the_statement_clock() {
+    use contacts_server::{
+        contacts::{ContactService, clock::ManualClock},
+        db::{Db, DbOptions},
+        events,
+        graphql::Limits,
+        http::{self, AppState},
+    };
+    use sea_orm::ConnectionTrait;
+    if common::on_postgres() {
+        eprintln!("the trace hook is SQLite's");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let mut options = DbOptions {
+        url: url.clone(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        busy_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::ZERO,
+    };
+    let setup = Db::connect(&options).await.expect("database");
+    setup.migrate().await.expect("migrations");
+    for sql in [
+        "CREATE TABLE side (x INTEGER)",
+        "CREATE TRIGGER side_row AFTER INSERT ON side BEGIN SELECT count(*) FROM \
+         (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 100000) \
+         SELECT x FROM r); END",
+        "CREATE TRIGGER chain BEFORE INSERT ON contacts \
+         WHEN json_extract(NEW.metadata, '$.chain') = 'yes' BEGIN INSERT INTO side \
+         WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 200) \
+         SELECT x FROM r; END",
+    ] {
+        setup.write.execute_unprepared(sql).await.expect(sql);
+    }
+    setup.close().await;
+    options.statement_timeout = DEADLINE;
+    let db = Db::connect(&options).await.expect("database");
+    let events = events::start(&db, &url).await.expect("event bus");
+    let clock = ManualClock::new(common::at(T0));
+    let service = ContactService::new(db, std::sync::Arc::new(clock), events);
+    let app = http::app(
+        AppState::new(service, Limits::default()),
+        std::time::Duration::from_secs(60),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let post = |input: Value| {
+        client
+            .post(format!("http://{addr}/graphql"))
+            .json(&json!({ "query": common::CREATE, "variables": { "input": input } }))
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let body: Value =
+        post(json!({ "phoneNumber": "+56911110001", "metadata": { "chain": "yes" } }))
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+    let took = started.elapsed();
+    assert_eq!(common::code(&body["errors"][0]), "QUERY_TIMEOUT", "{body}");
+    assert!(took < 4 * DEADLINE, "stopped only after {took:?}");
+    let body: Value = post(json!({ "phoneNumber": "+56911110002" }))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(body.get("errors").is_none(), "{body}");
+}
