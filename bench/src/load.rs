@@ -49,7 +49,8 @@ const DEEP_PAGE: usize = 2000;
 const CREATED_BLOCK: u64 = 16_000_000;
 
 impl Context {
-    /// Walks to the deep page once, through the server under test.
+    /// Walks to the deep pages once (in creation order, and by last message on GraphQL),
+    /// through the server under test.
     pub async fn prepare(
         server: &Server,
         plan: &Plan,

@@ -74,6 +74,10 @@ pub struct Args {
     /// where it is, to inspect query plans at that size.
     #[arg(long)]
     keep: bool,
+    /// Measure a database kept by `--keep` (seeded with `--rows` contacts) instead of
+    /// seeding a new one: one backend, its URL as printed.
+    #[arg(long)]
+    reuse: Option<String>,
 }
 
 #[tokio::main]
@@ -95,18 +99,15 @@ async fn main() -> anyhow::Result<()> {
     let mut table = Table::default();
     for backend in &args.backends {
         let work = tempfile::tempdir()?;
-        let url = database(&args, backend, work.path()).await?;
-        eprintln!(
-            "== {backend}: seeding {} contacts through import",
-            args.rows
-        );
-        let csv = work.path().join("seed.csv");
-        let plan = seed::write_csv(&csv, args.rows)?;
-        let import = seed::import(&bin_dir, &url, &csv, &plan).await?;
-        // The CSV is as large as the table at 10M rows: not kept beside it.
-        std::fs::remove_file(&csv)?;
-        eprintln!("   import {backend}: {import:.0} rows/s");
-        table.import(backend, args.rows, import);
+        let (url, plan) = match &args.reuse {
+            Some(url) => (url.clone(), seed::Plan { rows: args.rows }),
+            None => {
+                let url = database(&args, backend, work.path()).await?;
+                let plan = seed_database(&args, &bin_dir, backend, &url, work.path()).await?;
+                table.import(backend, args.rows, plan.1);
+                (url, plan.0)
+            }
+        };
         // Every server up at once, loaded one at a time, operation by operation: each
         // operation meets the same data on all (the write loads come last).
         let mut servers = Vec::new();
@@ -125,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         if args.keep {
             eprintln!("   kept {backend}: {url}");
             let _ = work.keep();
-        } else if backend == "postgres" {
+        } else if args.reuse.is_none() && backend == "postgres" {
             seed::drop_postgres_schema(args.postgres_url.as_deref().unwrap_or_default(), &url)
                 .await?;
         }
@@ -152,6 +153,27 @@ async fn database(args: &Args, backend: &str, work: &Path) -> anyhow::Result<Str
         }
         other => bail!("unknown backend {other}; use sqlite or postgres"),
     }
+}
+
+/// Writes the seed's CSV and imports it; the plan and the import's rows per second.
+async fn seed_database(
+    args: &Args,
+    bin_dir: &Path,
+    backend: &str,
+    url: &str,
+    work: &Path,
+) -> anyhow::Result<(seed::Plan, f64)> {
+    eprintln!(
+        "== {backend}: seeding {} contacts through import",
+        args.rows
+    );
+    let csv = work.join("seed.csv");
+    let plan = seed::write_csv(&csv, args.rows)?;
+    let import = seed::import(bin_dir, url, &csv, &plan).await?;
+    // The CSV is as large as the table at 10M rows: not kept beside it.
+    std::fs::remove_file(&csv)?;
+    eprintln!("   import {backend}: {import:.0} rows/s");
+    Ok((plan, import))
 }
 
 /// Every operation on every server that serves it, at each client count, `runs` times.
