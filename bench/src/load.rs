@@ -13,89 +13,31 @@ use anyhow::{Context as _, bail};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+pub use crate::op::{Op, Target};
 use crate::{
+    scale::{self, Walk},
     seed::{self, Plan},
     server::Server,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Graphql,
-    /// Plain handlers on the domain layer (`bench-baseline`).
-    Baseline,
-    /// Plain handlers on one raw sqlx statement each (`bench-raw-baseline`).
-    Raw,
-}
-
-impl Target {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Graphql => "graphql",
-            Self::Baseline => "baseline",
-            Self::Raw => "raw",
-        }
-    }
-
-    /// The raw baseline serves only the operations the issue's ceiling is measured on.
-    pub fn serves(self, op: Op) -> bool {
-        self != Self::Raw || matches!(op, Op::Lookup | Op::OpenWindows | Op::Create)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Lookup,
-    OpenWindows,
-    OpenWindowsOnNumber,
-    Page1,
-    Page2000,
-    Stats,
-    Create,
-    Mix,
-}
-
-impl Op {
-    /// Reads first: the writes add rows the reads would otherwise see.
-    pub const ALL: [Op; 8] = [
-        Op::Lookup,
-        Op::OpenWindows,
-        Op::OpenWindowsOnNumber,
-        Op::Page1,
-        Op::Page2000,
-        Op::Stats,
-        Op::Create,
-        Op::Mix,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Lookup => "lookup",
-            Self::OpenWindows => "open-windows",
-            Self::OpenWindowsOnNumber => "open-windows-number",
-            Self::Page1 => "page-1",
-            Self::Page2000 => "page-2000",
-            Self::Stats => "stats",
-            Self::Create => "create",
-            Self::Mix => "mix",
-        }
-    }
-}
-
-const CONTACT: &str = "id phoneNumber countryCode lastWhatsappMessageAt whatsappWindowOpen \
+pub const CONTACT: &str = "id phoneNumber countryCode lastWhatsappMessageAt whatsappWindowOpen \
     whatsappWindowExpiresAt metadata createdAt updatedAt";
 
-fn graphql(query: &str, variables: Value) -> (&'static str, Value) {
+pub fn graphql(query: &str, variables: Value) -> (&'static str, Value) {
     (
         "/graphql",
         json!({ "query": query, "variables": variables }),
     )
 }
 
-/// What the loads of one server need: the cursor of the page to read, and where its created
-/// phone numbers start (so the two servers never create the same number).
+/// What the loads of one server need: the cursors of the deep pages to read, and where its
+/// created phone numbers start (so the servers never create the same number).
+#[derive(Clone)]
 pub struct Context {
     plan: Plan,
     page_cursor: Option<String>,
+    /// The deep page's cursor in `LAST_WHATSAPP_MESSAGE_AT DESC` order (GraphQL only).
+    last_cursor: Option<String>,
     next_created: Arc<AtomicU64>,
 }
 
@@ -107,7 +49,8 @@ const DEEP_PAGE: usize = 2000;
 const CREATED_BLOCK: u64 = 16_000_000;
 
 impl Context {
-    /// Walks to the deep page once, through the server under test.
+    /// Walks to the deep pages once (in creation order, and by last message on GraphQL),
+    /// through the server under test.
     pub async fn prepare(
         server: &Server,
         plan: &Plan,
@@ -119,16 +62,13 @@ impl Context {
             Target::Raw => 1,
             _ => DEEP_PAGE.min(plan.rows.div_ceil(PAGE_SIZE)).max(1),
         };
-        let mut cursor: Option<String> = None;
-        for _ in 1..pages {
-            let (path, body) = page_request(target, cursor.clone());
-            let answer = send(server, path, &body).await?;
-            cursor = answer
-                .pointer("/data/contacts/pageInfo/endCursor")
-                .or_else(|| answer.pointer("/contacts/pageInfo/endCursor"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-        }
+        let cursor = walk(server, pages, |after| page_request(target, after)).await?;
+        let last_cursor = match target {
+            Target::Graphql => {
+                walk(server, pages, |after| scale::page(Walk::LastMessage, after)).await?
+            }
+            Target::Baseline | Target::Raw => None,
+        };
         // Created numbers: Mexican ones, a block per backend and server, none seeded.
         let server = match target {
             Target::Graphql => 0,
@@ -143,6 +83,7 @@ impl Context {
         Ok(Self {
             plan: *plan,
             page_cursor: cursor,
+            last_cursor,
             next_created: Arc::new(AtomicU64::new(block * CREATED_BLOCK)),
         })
     }
@@ -211,21 +152,42 @@ impl Context {
                 json!({ "p": seeded }),
             ),
             (Op::Mix, _) => ("/record", json!({ "phone": seeded })),
+            (Op::PageByLast1, _) => scale::page(Walk::LastMessage, None),
+            (Op::PageByLast2000, _) => scale::page(Walk::LastMessage, self.last_cursor.clone()),
+            (Op::ClosedWindows, _) => scale::closed_windows(),
+            (Op::MetadataMatch, _) => scale::metadata(true),
+            (Op::MetadataNone, _) => scale::metadata(false),
+            (Op::Prefix, _) => scale::prefix(),
+            (Op::Count, _) => scale::total_count(false),
+            (Op::CountFiltered, _) => scale::total_count(true),
         }
     }
 }
 
 fn page_request(target: Target, after: Option<String>) -> (&'static str, Value) {
     match target {
-        Target::Graphql => graphql(
-            &format!(
-                "query($after: String) {{ contacts(first: 50, after: $after) {{ nodes {{ {CONTACT} }} \
-                 pageInfo {{ hasNextPage endCursor }} }} }}"
-            ),
-            json!({ "after": after }),
-        ),
+        Target::Graphql => scale::page(Walk::Created, after),
         Target::Baseline | Target::Raw => ("/page", json!({ "after": after })),
     }
+}
+
+/// Walks `pages - 1` pages through the server; the cursor the `pages`th page starts after.
+async fn walk(
+    server: &Server,
+    pages: usize,
+    request: impl Fn(Option<String>) -> (&'static str, Value),
+) -> anyhow::Result<Option<String>> {
+    let mut cursor: Option<String> = None;
+    for _ in 1..pages {
+        let (path, body) = request(cursor.clone());
+        let answer = send(server, path, &body).await?;
+        cursor = answer
+            .pointer("/data/contacts/pageInfo/endCursor")
+            .or_else(|| answer.pointer("/contacts/pageInfo/endCursor"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    Ok(cursor)
 }
 
 /// Sends one request; the answer's JSON, or why it failed.
@@ -287,11 +249,7 @@ pub async fn run(
     let created = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::with_capacity(concurrency);
     // The context is shared read-only; each client owns its histogram.
-    let context = Arc::new(Context {
-        plan: context.plan,
-        page_cursor: context.page_cursor.clone(),
-        next_created: context.next_created.clone(),
-    });
+    let context = Arc::new(context.clone());
     for _ in 0..concurrency {
         let server_client = server.client.clone();
         let base = server.base.clone();

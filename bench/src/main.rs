@@ -8,13 +8,19 @@
 //!
 //!   scripts/bench                      # 100,000 rows, both backends
 //!   scripts/bench --rows 1000000 --runs 3
+//!   scripts/bench --rows 10000000 --targets graphql --clients 1,32   # issue 13's size table
 
 mod load;
+mod op;
 mod report;
+mod scale;
 mod seed;
 mod server;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -37,9 +43,14 @@ pub struct Args {
     /// Seconds of warm-up before each measurement.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
+    /// Concurrent clients; several (`--clients 1,32`) measure every load at each.
+    #[arg(
+        long = "clients",
+        alias = "concurrency",
+        value_delimiter = ',',
+        default_value = "32"
+    )]
+    clients: Vec<usize>,
     /// Measure every load this many times; the table shows medians.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -51,9 +62,22 @@ pub struct Args {
     #[arg(long, env = "TEST_DATABASE_URL")]
     postgres_url: Option<String>,
     /// Only these operations (lookup, open-windows, open-windows-number, page-1, page-2000, stats,
-    /// create, mix).
+    /// page-1-last, page-2000-last, closed-windows, metadata-match, metadata-none, prefix,
+    /// count, count-filtered, create, mix).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Servers to load, among graphql, baseline (domain-layer handlers) and raw (one sqlx
+    /// statement per request).
+    #[arg(long, value_delimiter = ',', default_value = "graphql,baseline,raw")]
+    targets: Vec<String>,
+    /// Keep each backend's database afterwards (SQLite file, PostgreSQL schema) and print
+    /// where it is, to inspect query plans at that size.
+    #[arg(long)]
+    keep: bool,
+    /// Measure a database kept by `--keep` (seeded with `--rows` contacts) instead of
+    /// seeding a new one: one backend, its URL as printed.
+    #[arg(long)]
+    reuse: Option<String>,
 }
 
 #[tokio::main]
@@ -67,69 +91,42 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|op| args.only.is_empty() || args.only.iter().any(|name| name == op.name()))
         .collect();
+    let targets = args
+        .targets
+        .iter()
+        .map(|name| Target::parse(name).with_context(|| format!("unknown target {name}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut table = Table::default();
     for backend in &args.backends {
         let work = tempfile::tempdir()?;
-        let url = match backend.as_str() {
-            "sqlite" => format!(
-                "sqlite://{}?mode=rwc",
-                work.path().join("bench.db").display()
-            ),
-            "postgres" => {
-                let server = args.postgres_url.as_deref().context(
-                    "postgres needs TEST_DATABASE_URL or --postgres-url (scripts/bench starts one)",
-                )?;
-                seed::fresh_postgres_schema(server).await?
+        let (url, plan) = match &args.reuse {
+            Some(url) => (url.clone(), seed::Plan { rows: args.rows }),
+            None => {
+                let url = database(&args, backend, work.path()).await?;
+                let plan = seed_database(&args, &bin_dir, backend, &url, work.path()).await?;
+                table.import(backend, args.rows, plan.1);
+                (url, plan.0)
             }
-            other => bail!("unknown backend {other}; use sqlite or postgres"),
         };
-        eprintln!(
-            "== {backend}: seeding {} contacts through import",
-            args.rows
-        );
-        let csv = work.path().join("seed.csv");
-        let plan = seed::write_csv(&csv, args.rows)?;
-        let import = seed::import(&bin_dir, &url, &csv).await?;
-        table.import(backend, args.rows, import);
-        // Both servers up at once, loaded one at a time, operation by operation: each
-        // operation meets the same data on both (the write loads come last).
+        // Every server up at once, loaded one at a time, operation by operation: each
+        // operation meets the same data on all (the write loads come last).
         let mut servers = Vec::new();
-        for target in [Target::Graphql, Target::Baseline, Target::Raw] {
-            let server = Server::start(&bin_dir, target, &url).await?;
-            let context = load::Context::prepare(&server, &plan, backend, target).await?;
+        for target in &targets {
+            let server = Server::start(&bin_dir, *target, &url).await?;
+            let context = load::Context::prepare(&server, &plan, backend, *target).await?;
             servers.push((server, context));
         }
-        let mut measured: Vec<Measured> = Vec::new();
-        for op in &ops {
-            for (server, context) in servers.iter().filter(|(s, _)| s.target.serves(*op)) {
-                let mut runs = Vec::new();
-                for run in 0..args.runs {
-                    eprintln!(
-                        "   {backend} {} {} run {}",
-                        server.target.name(),
-                        op.name(),
-                        run + 1
-                    );
-                    let result = load::run(
-                        server,
-                        context,
-                        *op,
-                        args.concurrency,
-                        Duration::from_secs(args.warmup),
-                        Duration::from_secs(args.seconds),
-                    )
-                    .await?;
-                    runs.push(result);
-                }
-                measured.push(Measured::median(backend, server.target, *op, runs));
-            }
-        }
+        table.add(measure(&args, backend, &ops, &servers).await?);
         for (server, _) in servers {
-            table.peak_rss(backend, server.target, server.peak_rss_kib()?);
+            let kib = server.peak_rss_kib()?;
+            eprintln!("   {backend} {} peak RSS {} KiB", server.target.name(), kib);
+            table.peak_rss(backend, server.target, kib);
             server.stop().await;
         }
-        table.add(measured);
-        if backend == "postgres" {
+        if args.keep {
+            eprintln!("   kept {backend}: {url}");
+            let _ = work.keep();
+        } else if args.reuse.is_none() && backend == "postgres" {
             seed::drop_postgres_schema(args.postgres_url.as_deref().unwrap_or_default(), &url)
                 .await?;
         }
@@ -139,4 +136,73 @@ async fn main() -> anyhow::Result<()> {
         bail!("{} responses had errors", table.errors());
     }
     Ok(())
+}
+
+/// The database URL for `backend`: a file in `work` on SQLite, a fresh schema on PostgreSQL.
+async fn database(args: &Args, backend: &str, work: &Path) -> anyhow::Result<String> {
+    match backend {
+        "sqlite" => Ok(format!(
+            "sqlite://{}?mode=rwc",
+            work.join("bench.db").display()
+        )),
+        "postgres" => {
+            let server = args.postgres_url.as_deref().context(
+                "postgres needs TEST_DATABASE_URL or --postgres-url (scripts/bench starts one)",
+            )?;
+            seed::fresh_postgres_schema(server).await
+        }
+        other => bail!("unknown backend {other}; use sqlite or postgres"),
+    }
+}
+
+/// Writes the seed's CSV and imports it; the plan and the import's rows per second.
+async fn seed_database(
+    args: &Args,
+    bin_dir: &Path,
+    backend: &str,
+    url: &str,
+    work: &Path,
+) -> anyhow::Result<(seed::Plan, f64)> {
+    eprintln!(
+        "== {backend}: seeding {} contacts through import",
+        args.rows
+    );
+    let csv = work.join("seed.csv");
+    let plan = seed::write_csv(&csv, args.rows)?;
+    let import = seed::import(bin_dir, url, &csv, &plan).await?;
+    // The CSV is as large as the table at 10M rows: not kept beside it.
+    std::fs::remove_file(&csv)?;
+    eprintln!("   import {backend}: {import:.0} rows/s");
+    Ok((plan, import))
+}
+
+/// Every operation on every server that serves it, at each client count, `runs` times.
+async fn measure(
+    args: &Args,
+    backend: &str,
+    ops: &[Op],
+    servers: &[(Server, load::Context)],
+) -> anyhow::Result<Vec<Measured>> {
+    let mut measured = Vec::new();
+    for op in ops {
+        for (server, context) in servers.iter().filter(|(s, _)| s.target.serves(*op)) {
+            for &clients in &args.clients {
+                let mut runs = Vec::new();
+                for run in 0..args.runs {
+                    eprintln!(
+                        "   {backend} {} {} x{clients} run {}",
+                        server.target.name(),
+                        op.name(),
+                        run + 1
+                    );
+                    let warmup = Duration::from_secs(args.warmup);
+                    let seconds = Duration::from_secs(args.seconds);
+                    let result = load::run(server, context, *op, clients, warmup, seconds).await?;
+                    runs.push(result);
+                }
+                measured.push(Measured::median(backend, server.target, *op, clients, runs));
+            }
+        }
+    }
+    Ok(measured)
 }

@@ -1,5 +1,6 @@
 //! The printed tables: per backend and operation, each server's figures and the GraphQL
-//! server's ratios to the domain-layer baseline and to the raw one, then peak memory.
+//! server's ratios to the domain-layer baseline and to the raw one, the GraphQL server's own
+//! figures at each client count, then peak memory.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ pub struct Measured {
     backend: String,
     target: Target,
     op: Op,
+    clients: usize,
     result: RunResult,
 }
 
@@ -23,7 +25,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 impl Measured {
-    pub fn median(backend: &str, target: Target, op: Op, runs: Vec<RunResult>) -> Self {
+    pub fn median(
+        backend: &str,
+        target: Target,
+        op: Op,
+        clients: usize,
+        runs: Vec<RunResult>,
+    ) -> Self {
         let pick = |f: fn(&RunResult) -> f64| median(runs.iter().map(f).collect());
         let result = RunResult {
             requests: runs.iter().map(|r| r.requests).sum(),
@@ -42,6 +50,7 @@ impl Measured {
             backend: backend.to_owned(),
             target,
             op,
+            clients,
             result,
         }
     }
@@ -76,24 +85,28 @@ impl Table {
                 .count() as u64
     }
 
+    /// At the largest client count measured (the load the comparisons were made at).
     fn find(&self, backend: &str, target: Target, op: Op) -> Option<&RunResult> {
         self.measured
             .iter()
-            .find(|m| m.backend == backend && m.target == target && m.op == op)
+            .filter(|m| m.backend == backend && m.target == target && m.op == op)
+            .max_by_key(|m| m.clients)
             .map(|m| &m.result)
     }
 
     pub fn print(&self, args: &Args) {
         println!();
         println!(
-            "contacts-server benchmark: {} rows, {} clients, {} s per load after {} s warm-up, \
+            "contacts-server benchmark: {} rows, {:?} clients, {} s per load after {} s warm-up, \
              median of {} run(s)",
-            args.rows, args.concurrency, args.seconds, args.warmup, args.runs
+            args.rows, args.clients, args.seconds, args.warmup, args.runs
         );
         println!();
         self.print_against_baseline(args);
         println!();
         self.print_against_raw(args);
+        println!();
+        self.print_graphql(args);
         println!();
         self.print_memory(args);
         for (backend, rows, per_second) in &self.imports {
@@ -188,6 +201,34 @@ impl Table {
                 if let Some(error) = &r.first_error {
                     println!("|   | first error (raw): {error} |");
                 }
+            }
+        }
+    }
+
+    /// The GraphQL server alone, every operation at every client count (issue 13's size
+    /// table compares these between table sizes).
+    fn print_graphql(&self, args: &Args) {
+        println!("GraphQL server by client count ({} rows):", args.rows);
+        println!();
+        println!(
+            "| backend | operation | clients | req/s | p50 ms | p99 ms | CPU µs/req | errors |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|");
+        for m in self.measured.iter().filter(|m| m.target == Target::Graphql) {
+            let r = &m.result;
+            println!(
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} |",
+                m.backend,
+                m.op.name(),
+                m.clients,
+                r.per_second,
+                r.p50_ms,
+                r.p99_ms,
+                r.cpu_us_per_request,
+                r.errors
+            );
+            if let Some(error) = &r.first_error {
+                println!("|   | first error: {error} |");
             }
         }
     }
