@@ -50,6 +50,16 @@ pub struct Page {
 }
 
 impl Page {
+    /// A page of no rows, for a connection whose rows nobody selected.
+    pub fn empty(order: OrderField) -> Self {
+        Self {
+            order,
+            rows: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
+        }
+    }
+
     pub fn cursor_of(&self, row: &Model) -> String {
         Cursor {
             field: self.order,
