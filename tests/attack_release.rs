@@ -439,8 +439,8 @@ fn busy_fill(postgres: bool) -> Vec<String> {
              WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < {BUSY_ROWS}) \
              SELECT randomblob(16), printf('+1555%07d', x), 'US', \
              printf('2026-11-24T%02d:%02d:%02d+00:00', (x / 3600) % 12, (x / 60) % 60, x % 60), \
-             '{{}}', strftime('%Y-%m-%dT%H:%M:%S+00:00', 1735689600 + x, 'unixepoch'), \
-             strftime('%Y-%m-%dT%H:%M:%S+00:00', 1748736000 + x, 'unixepoch') FROM r"
+             '{{}}', strftime('%Y-%m-%dT%H:%M:%S+00:00', '2025-01-01', x || ' seconds'), \
+             strftime('%Y-%m-%dT%H:%M:%S+00:00', '2025-06-01', x || ' seconds') FROM r"
         )
     };
     let (third, hundredth, yes) = if postgres {
