@@ -673,3 +673,54 @@ fn metadata_plan_fault(tier: &str, is_count: bool, lines: &[String]) -> Option<&
         _ => None,
     }
 }
+
+/// SQLite reads a phone prefix as a range of the phone index and sorts its matches for every
+/// page; when many contacts share the prefix the page walks its order instead and tests each
+/// row (`prefix_probe.rs`). Here "+1555" is 18,000 of the 20,000 contacts: the page chosen
+/// for it neither scans nor sorts, and reads the same rows as the range, sorted.
+#[tokio::test]
+async fn a_common_prefix_walks_the_order_instead_of_sorting_its_matches() {
+    let (service, raw, _dir) = filled_service().await;
+    let now = at(T0);
+    let input = FilterInput {
+        phone_number_prefix: Some("+1555".into()),
+        ..Default::default()
+    };
+    let common = ContactFilter::parse(input, "filter").expect("filter");
+    let order = ContactOrder::default();
+    let chosen = service
+        .with_prefix_probe_for_list(common, order.field)
+        .await
+        .expect("probe");
+    let page_spec = spec(order, first(50, None));
+    let mut statements = service.page_statements(&chosen, &page_spec, now);
+    statements.pop();
+    assert_eq!(
+        statements[0].sql.contains("+phone_number"),
+        !on_postgres(),
+        "{}",
+        statements[0].sql
+    );
+    for statement in &statements {
+        let bad = bad_plan_lines(&raw, statement).await;
+        assert!(bad.is_empty(), "{}\n  {}", statement.sql, bad.join("\n  "));
+    }
+    let ids = |rows: Vec<sea_orm::QueryResult>| -> Vec<Uuid> {
+        rows.iter()
+            .map(|row| row.try_get::<Uuid>("", "id").expect("id"))
+            .collect()
+    };
+    let page = raw
+        .query_all_raw(statements[0].clone())
+        .await
+        .expect("page");
+    let expected = raw
+        .query_all_raw(Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT id FROM contacts WHERE phone_number >= '+1555' AND phone_number < '+1556' \
+             ORDER BY created_at, id LIMIT 51",
+        ))
+        .await
+        .expect("expected page");
+    assert_eq!(ids(page), ids(expected));
+}

@@ -48,6 +48,9 @@ pub struct ContactFilter {
     /// Read "open on the business number" from that number's open windows, as a set, instead
     /// of probing each contact of the last-message walk ([`ContactFilter::with_window_set`]).
     window_set: bool,
+    /// Test the phone prefix on each row of the order's walk instead of reading its range
+    /// ([`ContactFilter::with_prefix_tested_per_row`]).
+    prefix_per_row: bool,
     messaging_free_form: Option<bool>,
     marketing_allowed: Option<bool>,
 }
@@ -100,6 +103,7 @@ impl ContactFilter {
             metadata,
             metadata_probe: MetadataProbe::default(),
             window_set: false,
+            prefix_per_row: false,
             created_after: input.created_after,
             created_before: input.created_before,
             last_message_after: input.last_whatsapp_message_after,
@@ -134,6 +138,21 @@ impl ContactFilter {
     pub fn with_window_set(&self) -> Self {
         Self {
             window_set: true,
+            ..self.clone()
+        }
+    }
+
+    /// The phone-number prefix the filter requires, if any.
+    pub fn phone_number_prefix(&self) -> Option<&str> {
+        self.phone_number_prefix.as_deref()
+    }
+
+    /// The filter testing its prefix on each row of the order's walk (SQLite, for a prefix
+    /// many contacts share: read as a range of the phone index, its matches are all sorted
+    /// for every page).
+    pub fn with_prefix_tested_per_row(&self) -> Self {
+        Self {
+            prefix_per_row: true,
             ..self.clone()
         }
     }
@@ -177,6 +196,7 @@ impl ContactFilter {
             business_number: _,
             metadata_probe: _,
             window_set: _,
+            prefix_per_row: _,
             country_codes,
             phone_number_prefix,
             metadata,
@@ -243,7 +263,15 @@ impl ContactFilter {
         if let Some(codes) = &self.country_codes {
             cond = cond.add(Expr::col(Column::CountryCode).is_in(codes.iter().cloned()));
         }
-        if let Some(prefix) = &self.phone_number_prefix {
+        let per_row = self.prefix_per_row && backend == DbBackend::Sqlite;
+        if let Some(prefix) = self.phone_number_prefix.as_ref().filter(|_| per_row) {
+            // `+column` is the same value, but no index serves it: the walk keeps its order.
+            cond = cond.add(sql::custom(
+                backend,
+                "+phone_number >= ? AND +phone_number < ?",
+                [prefix.clone(), prefix_upper_bound(prefix)],
+            ));
+        } else if let Some(prefix) = &self.phone_number_prefix {
             // A range rather than LIKE, so the unique index serves it on both backends. The
             // bound is in byte order, which is how the column compares on both: SQLite's BINARY,
             // and on PostgreSQL the column's own `COLLATE "C"` (a linguistic default collation
@@ -286,7 +314,7 @@ impl ContactFilter {
 
 /// The smallest string above every string starting with `prefix` (`+569` → `+56:`), in byte
 /// order.
-fn prefix_upper_bound(prefix: &str) -> String {
+pub(super) fn prefix_upper_bound(prefix: &str) -> String {
     let mut bytes = prefix.as_bytes().to_vec();
     if let Some(last) = bytes.last_mut() {
         *last += 1;

@@ -27,6 +27,7 @@ pub mod phone;
 pub mod policy;
 mod policy_sql;
 pub mod preferences;
+mod prefix_probe;
 mod reads;
 mod service;
 mod sql;

@@ -172,7 +172,10 @@ impl ContactService {
         now: DateTime<Utc>,
     ) -> AppResult<Page> {
         let filter = self.with_metadata_probe_for_list(filter).await?;
-        let filter = &self.with_window_probe_for_list(filter, now).await?;
+        let filter = self.with_window_probe_for_list(filter, now).await?;
+        let filter = &self
+            .with_prefix_probe_for_list(filter, spec.order.field)
+            .await?;
         let wanted = usize::try_from(spec.limit).unwrap_or(usize::MAX);
         let mut rows = Vec::new();
         for select in page_selects(self.db.backend(), filter, spec, now) {
