@@ -183,10 +183,11 @@ pub fn seek(
     field: OrderField,
     direction: Direction,
     segment: Segment,
-    value: &SortValue,
-    id: Uuid,
+    position: (&SortValue, Uuid),
     after: bool,
+    backend: DbBackend,
 ) -> Option<Condition> {
+    let (value, id) = position;
     let greater = (direction == Direction::Asc) == after;
     let id_beyond = || {
         let id_col = Expr::col(Column::Id);
@@ -212,8 +213,15 @@ pub fn seek(
             } else {
                 key.lt(cursor)
             };
-            // The same rows, with a bound on the column alone, which the planner can seek any
-            // index leading with it to (the unique phone index has no id).
+            // The unique phone index has no id: a bound on the column alone is what the
+            // planner can seek it to. The (column, id) indexes are sought by the row value
+            // itself; given the column bound too, SQLite seeks by it alone and then steps over
+            // every row that ties with the cursor's value (13,377 rows, 4 ms, in the 10M
+            // benchmark). PostgreSQL seeks by the row value either way.
+            let column_bound = field == OrderField::PhoneNumber || backend == DbBackend::Postgres;
+            if !column_bound {
+                return Some(Condition::all().add(past));
+            }
             let bound = if greater {
                 column().gte(value.to_expr())
             } else {

@@ -132,14 +132,20 @@ impl PageSpec {
         }
     }
 
-    fn beyond(&self, segment: Segment, cursor: &Cursor, after: bool) -> Option<Condition> {
+    fn beyond(
+        &self,
+        segment: Segment,
+        cursor: &Cursor,
+        after: bool,
+        backend: DbBackend,
+    ) -> Option<Condition> {
         order::seek(
             self.order.field,
             self.order.direction,
             segment,
-            &cursor.value,
-            cursor.id,
+            (&cursor.value, cursor.id),
             after,
+            backend,
         )
     }
 
@@ -147,10 +153,10 @@ impl PageSpec {
     pub fn between_cursors(&self, segment: Segment, backend: DbBackend) -> Option<Condition> {
         let mut cond = segment.condition(self.order.field, backend);
         if let Some(after) = &self.after {
-            cond = cond.add(self.beyond(segment, after, true)?);
+            cond = cond.add(self.beyond(segment, after, true, backend)?);
         }
         if let Some(before) = &self.before {
-            cond = cond.add(self.beyond(segment, before, false)?);
+            cond = cond.add(self.beyond(segment, before, false, backend)?);
         }
         Some(cond)
     }
@@ -170,7 +176,7 @@ impl PageSpec {
     /// SQLite would gather every row behind the cursor before stopping at the first.
     pub fn behind_start(&self, segment: Segment, backend: DbBackend) -> Option<Condition> {
         let (cursor, after) = self.start_cursor()?;
-        let rows = self.beyond(segment, cursor, after)?;
+        let rows = self.beyond(segment, cursor, after, backend)?;
         Some(segment.condition(self.order.field, backend).add(rows))
     }
 
