@@ -1,11 +1,12 @@
 //! How a list page reads a metadata filter on SQLite: from the matches when the rarest pair is
 //! rare, else along the order's index (see [`MetadataProbe`]).
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::DbBackend;
 
 use super::{
     filter::{ContactFilter, MetadataProbe},
     service::ContactService,
+    sql,
 };
 use crate::error::AppResult;
 
@@ -47,14 +48,8 @@ impl ContactService {
     }
 
     async fn matches_up_to_bound(&self, key: &str, value: &str) -> AppResult<u64> {
-        let count = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "SELECT count(*) AS n FROM (SELECT 1 FROM contact_metadata_entries \
-             WHERE key = ? AND value = ? LIMIT ?)",
-            [key.into(), value.into(), COMMON_MATCHES.into()],
-        );
-        let row = self.db.read.query_one_raw(count).await?;
-        let n = row.map(|row| row.try_get::<i64>("", "n")).transpose()?;
-        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+        let rows = "FROM contact_metadata_entries WHERE key = ? AND value = ?";
+        let values = vec![key.into(), value.into()];
+        Ok(sql::count_up_to(&self.db.read, rows, values, COMMON_MATCHES).await?)
     }
 }

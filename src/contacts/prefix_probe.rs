@@ -4,9 +4,9 @@
 //! range, so a common prefix sorted all its matches for every page (the 10M benchmark: 100,000
 //! matches, 417 ms a page). A bounded count picks, as for metadata and business numbers.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::DbBackend;
 
-use super::{filter::ContactFilter, order::OrderField, service::ContactService};
+use super::{filter::ContactFilter, order::OrderField, service::ContactService, sql};
 use crate::error::AppResult;
 
 /// Matches at or above which the page walks its order instead of sorting them; the count that
@@ -27,19 +27,11 @@ impl ContactService {
         if order == OrderField::PhoneNumber || self.db.backend() == DbBackend::Postgres {
             return Ok(filter);
         }
-        let count = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "SELECT count(*) AS n FROM (SELECT 1 FROM contacts \
-             WHERE phone_number >= ? AND phone_number < ? LIMIT ?)",
-            [
-                prefix.into(),
-                super::filter::prefix_upper_bound(prefix).into(),
-                COMMON_MATCHES.into(),
-            ],
-        );
-        let row = self.db.read.query_one_raw(count).await?;
-        let matches = row.map(|row| row.try_get::<i64>("", "n")).transpose()?;
-        let common = matches.is_some_and(|n| u64::try_from(n).unwrap_or(0) >= COMMON_MATCHES);
+        let rows = "FROM contacts WHERE phone_number >= ? AND phone_number < ?";
+        let upper = super::filter::prefix_upper_bound(prefix);
+        let values = vec![prefix.into(), upper.into()];
+        let matches = sql::count_up_to(&self.db.read, rows, values, COMMON_MATCHES).await?;
+        let common = matches >= COMMON_MATCHES;
         Ok(if common {
             filter.with_prefix_tested_per_row()
         } else {

@@ -19,6 +19,24 @@ where
     Expr::cust_with_values(numbered(backend, template), values)
 }
 
+/// How many rows `rows` (a `FROM … WHERE …` with `?` placeholders) holds, counting no further
+/// than `bound`: what the list probes read to choose a plan, at most `bound` index entries.
+pub async fn count_up_to<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    rows: &str,
+    mut values: Vec<sea_orm::Value>,
+    bound: u64,
+) -> Result<u64, sea_orm::DbErr> {
+    let backend = conn.get_database_backend();
+    values.push(bound.into());
+    let template = format!("SELECT count(*) AS n FROM (SELECT 1 {rows} LIMIT ?) AS bounded");
+    let row = conn
+        .query_one_raw(statement(backend, &template, values))
+        .await?;
+    let n = row.map(|row| row.try_get::<i64>("", "n")).transpose()?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
 /// A whole statement written with `?` placeholders, as [`custom`] numbers them.
 pub fn statement(backend: DbBackend, template: &str, values: Vec<sea_orm::Value>) -> Statement {
     Statement::from_sql_and_values(backend, numbered(backend, template), values)

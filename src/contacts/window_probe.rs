@@ -8,9 +8,9 @@
 //! own index) and sorting them is right for those. A bounded count picks, as for metadata.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::DbBackend;
 
-use super::{filter::ContactFilter, service::ContactService, window};
+use super::{filter::ContactFilter, service::ContactService, sql, window};
 use crate::error::AppResult;
 
 /// Open windows on the number below which a page starts from them (and sorts at most this
@@ -31,19 +31,11 @@ impl ContactService {
         if self.db.backend() == DbBackend::Postgres {
             return Ok(filter);
         }
-        let count = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "SELECT count(*) AS n FROM (SELECT 1 FROM contact_whatsapp_windows \
-             WHERE business_phone_number_id = ? AND last_inbound_at > ? LIMIT ?)",
-            [
-                number.into(),
-                window::opened_after(now).into(),
-                FEW_OPEN_WINDOWS.into(),
-            ],
-        );
-        let row = self.db.read.query_one_raw(count).await?;
-        let open = row.map(|row| row.try_get::<i64>("", "n")).transpose()?;
-        let few = open.is_none_or(|n| u64::try_from(n).unwrap_or(0) < FEW_OPEN_WINDOWS);
+        let rows = "FROM contact_whatsapp_windows \
+                    WHERE business_phone_number_id = ? AND last_inbound_at > ?";
+        let values = vec![number.into(), window::opened_after(now).into()];
+        let open = sql::count_up_to(&self.db.read, rows, values, FEW_OPEN_WINDOWS).await?;
+        let few = open < FEW_OPEN_WINDOWS;
         Ok(if few {
             filter.with_window_set()
         } else {
