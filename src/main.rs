@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    one_malloc_arena();
     let cli = Cli::parse();
     contacts_server::logging::init(&cli::log_args(&cli));
     match cli::run(cli).await {
@@ -22,6 +23,18 @@ async fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SQLite allocates through the C library's malloc, from the thread of each connection; glibc
+/// gives each such thread an arena of its own, and freed pages stay in it. One arena: 9 MiB
+/// less peak RSS under 32 clients at 1M contacts, throughput unchanged (BENCHMARKS.md).
+/// Called before any connection's thread starts.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets a tunable of the allocator; no pointer is passed.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
