@@ -99,10 +99,7 @@ impl Db {
     pub async fn prepare_for_bulk_writes(&self) -> anyhow::Result<()> {
         if self.backend() == DbBackend::Sqlite {
             // The server's memory limit would recycle this cache; a tool runs alone.
-            self.write
-                .execute_unprepared("PRAGMA soft_heap_limit = 0")
-                .await
-                .context("lifting SQLite's memory limit")?;
+            set_sqlite_soft_heap_limit(0);
             self.write
                 .execute_unprepared("PRAGMA cache_size = -262144")
                 .await
@@ -243,13 +240,17 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
         read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
         write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
     };
-    db.write
-        .execute_unprepared(&format!(
-            "PRAGMA soft_heap_limit = {SQLITE_SOFT_HEAP_LIMIT_BYTES}"
-        ))
-        .await
-        .context("limiting SQLite's memory")?;
+    set_sqlite_soft_heap_limit(SQLITE_SOFT_HEAP_LIMIT_BYTES);
     Ok(db)
+}
+
+/// Sets SQLite's soft heap limit for the whole process (0: none). Through the C function, as
+/// the pragma's statement would write the byte count into the debug log.
+fn set_sqlite_soft_heap_limit(bytes: i64) {
+    // SAFETY: takes and returns integers only; SQLite guards the setting with its own mutex.
+    unsafe {
+        libsqlite3_sys::sqlite3_soft_heap_limit64(bytes);
+    }
 }
 
 /// SQLite's memory in this process, all connections together: past it, page caches recycle
