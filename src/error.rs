@@ -304,7 +304,9 @@ fn is_deadline(err: &DbErr) -> bool {
 /// Connection failures, pool timeouts, PostgreSQL's connection (08), insufficient resources
 /// (53: out of memory or of lock slots, disk full, too many connections) and operator
 /// intervention (57: shutdown; a statement timeout is taken first, as `QueryTimeout`) classes,
-/// and a lock wait past `lock_timeout` (55P03): the database, not the request.
+/// and a lock wait past `lock_timeout` (55P03): the database, not the request. On SQLite,
+/// `SQLITE_BUSY` and its extended codes: another process (the command-line import, a backup)
+/// held the write lock past `busy_timeout`, the same contention a retry resolves.
 fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -320,6 +322,7 @@ fn is_unavailable(err: &DbErr) -> bool {
                         .iter()
                         .any(|class| code.starts_with(class))
                         || code == "55P03"
+                        || SQLITE_BUSY.contains(&code.as_ref())
                 }),
                 _ => false,
             }
@@ -327,6 +330,9 @@ fn is_unavailable(err: &DbErr) -> bool {
         _ => false,
     }
 }
+
+/// `SQLITE_BUSY` (5) and its extended codes `BUSY_RECOVERY`, `BUSY_SNAPSHOT`, `BUSY_TIMEOUT`.
+const SQLITE_BUSY: [&str; 4] = ["5", "261", "517", "773"];
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
