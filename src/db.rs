@@ -92,9 +92,9 @@ impl Db {
 
     /// SQLite: no memory limit and a large page cache on the write connection for the
     /// command-line tools, whose imports write the unique phone index at random places (the
-    /// server keeps SQLite's small default and its limit), and statement journals in memory: a multi-row upsert
-    /// keeps the old content of every page it touches until it ends, which SQLite otherwise
-    /// spills to a temporary file, several page writes per imported row. Neither touches
+    /// server keeps SQLite's small default and its limit), and statement journals in memory:
+    /// a multi-row upsert keeps the old content of every page it touches until it ends, which
+    /// SQLite otherwise spills to a temporary file, several page writes per imported row. Neither touches
     /// the database's own journal or syncing. PostgreSQL manages its own buffers.
     pub async fn prepare_for_bulk_writes(&self) -> anyhow::Result<()> {
         if self.backend() == DbBackend::Sqlite {
@@ -256,10 +256,16 @@ fn set_sqlite_soft_heap_limit(bytes: i64) {
 /// SQLite's memory in this process, all connections together: past it, page caches recycle
 /// their pages instead of growing. Without it each of the nine connections filled its own
 /// cache, and pages that read thousands of rows (metadata, prefix) took the server to
-/// 100 MiB under 32 clients at 1M contacts; with it, 55 MiB at no loss of throughput
+/// 100 MiB under 32 clients at 1M contacts; with it, 54 MiB at no loss of throughput
 /// (BENCHMARKS.md, peak RSS). The pages come back from the operating system's cache.
 /// A soft limit: a statement that needs more (a large sort) still gets it.
 pub const SQLITE_SOFT_HEAP_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
+
+/// `SQLITE_BUSY` (5) or one of its extended codes (`BUSY_RECOVERY`, `BUSY_SNAPSHOT`,
+/// `BUSY_TIMEOUT`): another connection or process holds the lock SQLite needs.
+pub(crate) fn is_sqlite_busy(code: &str) -> bool {
+    ["5", "261", "517", "773"].contains(&code)
+}
 
 /// Opens a pool, again while SQLite answers `SQLITE_BUSY` (5), for up to `patience`. Processes
 /// starting together on a new file race to switch it to WAL, which needs the exclusive lock,
@@ -274,7 +280,8 @@ where
     loop {
         match open().await {
             Err(sqlx::Error::Database(err))
-                if err.code().as_deref() == Some("5") && std::time::Instant::now() < give_up =>
+                if err.code().is_some_and(|code| is_sqlite_busy(&code))
+                    && std::time::Instant::now() < give_up =>
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

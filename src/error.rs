@@ -322,7 +322,7 @@ fn is_unavailable(err: &DbErr) -> bool {
                         .iter()
                         .any(|class| code.starts_with(class))
                         || code == "55P03"
-                        || SQLITE_BUSY.contains(&code.as_ref())
+                        || crate::db::is_sqlite_busy(&code)
                 }),
                 _ => false,
             }
@@ -330,9 +330,6 @@ fn is_unavailable(err: &DbErr) -> bool {
         _ => false,
     }
 }
-
-/// `SQLITE_BUSY` (5) and its extended codes `BUSY_RECOVERY`, `BUSY_SNAPSHOT`, `BUSY_TIMEOUT`.
-const SQLITE_BUSY: [&str; 4] = ["5", "261", "517", "773"];
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
