@@ -4,7 +4,10 @@
 //! a single writer connection, so writes queue in the pool instead of failing with
 //! "database is locked".
 
+mod literal_limit;
 mod sqlite_deadline;
+
+pub use literal_limit::ReadConnection;
 
 use std::{str::FromStr, time::Duration};
 
@@ -37,7 +40,7 @@ pub struct DbOptions {
 /// On PostgreSQL both are the same pool.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pub read: DatabaseConnection,
+    pub read: ReadConnection,
     pub write: DatabaseConnection,
 }
 
@@ -162,7 +165,7 @@ impl Db {
                     pool.options().get_max_connections(),
                 )]
             }
-            _ => [("read", &self.read), ("write", &self.write)]
+            _ => [("read", self.read.pool()), ("write", &self.write)]
                 .into_iter()
                 .map(|(role, conn)| {
                     let pool = conn.get_sqlite_connection_pool();
@@ -211,7 +214,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
             .await?;
         let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         return Ok(Db {
-            read: conn.clone(),
+            read: ReadConnection::new(conn.clone()),
             write: conn,
         });
     }
@@ -237,7 +240,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     })
     .await?;
     let db = Db {
-        read: SqlxSqliteConnector::from_sqlx_sqlite_pool(read),
+        read: ReadConnection::new(SqlxSqliteConnector::from_sqlx_sqlite_pool(read)),
         write: SqlxSqliteConnector::from_sqlx_sqlite_pool(write),
     };
     set_sqlite_soft_heap_limit(SQLITE_SOFT_HEAP_LIMIT_BYTES);
@@ -318,7 +321,7 @@ async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
         .context("connecting to PostgreSQL")?;
     let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
     Ok(Db {
-        read: conn.clone(),
+        read: ReadConnection::new(conn.clone()),
         write: conn,
     })
 }

@@ -268,7 +268,12 @@ async fn a_connection_busy_for_longer_than_the_deadline_runs_each_short_statemen
             busy_timeout: Duration::from_secs(5),
             statement_timeout: DEADLINE,
         };
-        Db::connect(&options).await.expect("database").read
+        Db::connect(&options)
+            .await
+            .expect("database")
+            .read
+            .pool()
+            .clone()
     };
     // Enough virtual-machine steps to reach SQLite's progress handler many times.
     let counting = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r \

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use common::on_postgres;
 use contacts_server::db::{Db, DbOptions, SQLITE_SOFT_HEAP_LIMIT_BYTES};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 const MIB: i64 = 1024 * 1024;
 
-async fn scalar(conn: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
+async fn scalar(conn: &impl ConnectionTrait, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
@@ -74,7 +74,7 @@ async fn the_servers_sqlite_memory_stays_near_its_limit_and_the_tools_lift_it() 
     });
     let sums = futures_util::future::join_all(scans).await;
     assert!(sums.iter().all(|sum| *sum == rows * row_bytes), "{sums:?}");
-    let pool = db.read.get_sqlite_connection_pool();
+    let pool = db.read.pool().get_sqlite_connection_pool();
     assert!(pool.size() >= 4, "the scans ran on {} readers", pool.size());
     // SAFETY: as above.
     let highwater = unsafe { libsqlite3_sys::sqlite3_memory_highwater(0) };
