@@ -6,15 +6,23 @@ mod common;
 use std::{
     alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use async_graphql::Schema;
 use common::{TestApp, code};
-use contacts_server::graphql::{
-    Limits, MutationRoot, QueryRoot, SubscriptionRoot, codes,
-    documents::{self, CAPACITY_BYTES, MAX_CACHED_TEXT},
-    limits::{LimitsExtension, check_tokens},
+use contacts_server::{
+    auth::{Principal, Scope},
+    graphql::{
+        Limits, MutationRoot, QueryRoot, SubscriptionRoot,
+        checks::Checks,
+        documents::{self, CAPACITY_BYTES, MAX_CACHED_TEXT},
+        limits::{OperationLimits, check_tokens},
+        policy::{Caller, Policy, Transport},
+    },
+    rate_limit::RateLimit,
 };
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -323,13 +331,29 @@ async fn ordinary_fragments_still_work() {
 
 #[tokio::test]
 async fn only_valid_documents_are_cached_and_the_cache_stays_within_its_bytes() {
-    let extension = LimitsExtension::new(Limits::default());
-    let cache = extension.documents();
+    let limits = OperationLimits::new(Limits::default());
+    let cache = limits.documents();
+    let policy = Policy {
+        rate_limit: Arc::new(RateLimit::new(0, 0)),
+        metrics: Arc::default(),
+    };
     // The schema as `schema_builder` composes it, without data: `__type` needs none.
     let schema = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .extension(codes::ErrorCodes)
-        .extension(extension)
+        .extension(Checks::new(policy, limits))
         .finish();
+    let reader = Caller {
+        principal: Principal {
+            id: "key:test".into(),
+            scope: Scope::Read,
+            expires_at: None,
+        },
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        transport: Transport::HttpPost,
+    };
+    let run = |query: &str| {
+        let request = async_graphql::Request::new(query).data(reader.clone());
+        schema.execute(request)
+    };
     let refused = [
         ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
         ("{ __typename", "GRAPHQL_PARSE_FAILED"),
@@ -343,12 +367,12 @@ async fn only_valid_documents_are_cached_and_the_cache_stays_within_its_bytes() 
         ),
     ];
     for (query, expected) in refused {
-        let response = schema.execute(query).await;
+        let response = run(query).await;
         let errors = serde_json::to_value(&response.errors).unwrap();
         assert_eq!(code(&errors[0]), expected, "{query}: {errors}");
     }
     assert_eq!(cache.len(), 0, "refused documents are not kept");
-    let response = schema.execute("{ __typename }").await;
+    let response = run("{ __typename }").await;
     assert!(response.errors.is_empty(), "{:?}", response.errors);
     assert_eq!(cache.len(), 1);
 
@@ -357,7 +381,7 @@ async fn only_valid_documents_are_cached_and_the_cache_stays_within_its_bytes() 
     for i in 0..1_000 {
         let head = format!("query Q{i} {{ __type(name: \"Query\") {{ {names} }} }} #");
         let query = format!("{head}{}", "x".repeat(MAX_CACHED_TEXT - head.len()));
-        let response = schema.execute(query.as_str()).await;
+        let response = run(query.as_str()).await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);
         assert!(cache.weight() <= CAPACITY_BYTES, "{}", cache.weight());
     }

@@ -1,13 +1,8 @@
 //! Gives every error that async-graphql raises before execution a stable `extensions.code`,
-//! as our own errors have: parse failures, validation failures, and bad argument values.
+//! as our own errors have: parse failures, validation failures, and bad argument values. The
+//! schema's extension ([`super::checks`]) applies them.
 
-use std::sync::Arc;
-
-use async_graphql::{
-    ServerError, ServerResult, ValidationResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
-    parser::types::ExecutableDocument,
-};
+use async_graphql::ServerError;
 
 use crate::error::ErrorCode;
 
@@ -44,42 +39,12 @@ pub fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
     err
 }
 
-/// The extension factory to register on the schema.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|err| with_code(err, ErrorCode::GraphqlParseFailed))
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errs| {
-            errs.into_iter()
-                .map(|err| with_code(err, ErrorCode::GraphqlValidationFailed))
-                .collect()
-        })
-    }
+/// Validation errors, each with its code (bad argument values as `BAD_USER_INPUT`).
+pub fn validation_failed(errors: Vec<ServerError>) -> Vec<ServerError> {
+    errors
+        .into_iter()
+        .map(|err| with_code(err, ErrorCode::GraphqlValidationFailed))
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! separate allowance for introspection, so GraphiQL keeps working), aliases, root fields and
 //! size once fragments are spread. Complexity and directives per field are async-graphql's own
 //! limits, set on the schema; each count's charge (`counts`) is added to the complexity. The
-//! checks run in the schema ([`LimitsExtension`]), so every transport (HTTP, both WebSocket
+//! checks run in the schema's extension ([`super::checks`]), so every transport (HTTP, both WebSocket
 //! protocols) passes them.
 
 mod counts;
@@ -11,14 +11,9 @@ mod expansion;
 mod generated;
 mod tokens;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_graphql::{
-    Request, ServerError, ServerResult, ValidationResult,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
-    },
-};
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
 
 pub use self::{
     counts::{MAINTAINED_TOTAL, RANGE_COUNT},
@@ -74,12 +69,12 @@ fn too_big(message: String) -> ServerError {
 /// nothing parses it again: on `prepare_request`, the document comes from the cache, or its
 /// tokens are counted, then it is parsed and measured (fragments spread in linear time); it is
 /// kept in the cache only once it has passed validation.
-pub struct LimitsExtension {
+pub struct OperationLimits {
     documents: DocumentCache,
     limits: Limits,
 }
 
-impl LimitsExtension {
+impl OperationLimits {
     pub fn new(limits: Limits) -> Self {
         Self {
             documents: DocumentCache::new(limits),
@@ -87,25 +82,24 @@ impl LimitsExtension {
         }
     }
 
-    /// The cache of validated documents this extension fills.
+    /// The cache of validated documents these checks fill.
     pub fn documents(&self) -> DocumentCache {
         self.documents.clone()
     }
-}
 
-impl ExtensionFactory for LimitsExtension {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Checker {
+    /// The checks of one request.
+    pub(super) fn checker(&self) -> Checker {
+        Checker {
             documents: self.documents.clone(),
             max_complexity: self.limits.max_complexity,
             parsed: Mutex::new(None),
             count_charge: Mutex::new(0),
-        })
+        }
     }
 }
 
-/// One request's checker (async-graphql creates one per request).
-struct Checker {
+/// One request's checks, run by the schema's extension ([`super::checks`]).
+pub(super) struct Checker {
     documents: DocumentCache,
     max_complexity: usize,
     /// What the counts of the operation run cost, added to async-graphql's complexity.
@@ -114,14 +108,10 @@ struct Checker {
     parsed: Mutex<Option<(String, Fresh)>>,
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for Checker {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+impl Checker {
+    /// Before async-graphql looks at the document: `request` with its document parsed and
+    /// within the limits, from the cache or parsed now.
+    pub(super) fn prepare(&self, mut request: Request) -> ServerResult<Request> {
         let loaded = self.documents.load(&request.query)?;
         let charge = count_charge(&loaded.doc, request.operation_name.as_deref())?;
         if let Ok(mut count_charge) = self.count_charge.lock() {
@@ -131,15 +121,15 @@ impl Extension for Checker {
             *parsed = Some((request.query.clone(), fresh));
         }
         request.set_parsed_query(loaded.doc);
-        next.run(ctx, request).await
+        Ok(request)
     }
 
-    async fn validation(
+    /// After async-graphql's validation passed: the complexity with the counts' charge, then
+    /// the document kept for the next request of the same text.
+    pub(super) fn validated(
         &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
+        result: ValidationResult,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
         let charge = self.count_charge.lock().map_or(0, |charge| *charge);
         let complexity = u64::try_from(result.complexity).unwrap_or(u64::MAX);
         if complexity.saturating_add(charge) > self.max_complexity as u64 {

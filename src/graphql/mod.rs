@@ -1,6 +1,7 @@
 //! The GraphQL schema: translation between GraphQL and the contacts domain, nothing else.
 
 mod changes;
+pub mod checks;
 pub mod codes;
 mod connection;
 mod contact;
@@ -35,16 +36,17 @@ pub struct RequestNow(pub DateTime<Utc>);
 
 /// The schema without data: shared by the server, the SDL export and tests.
 ///
-/// The policy (who may run what, how often) comes first: it refuses before the limits
-/// extension parses the document, and decides on what that parse found.
+/// One extension ([`checks`]): the policy (who may run what, how often) refuses before the
+/// document is parsed within the limits, and decides on what that parse found.
 pub fn schema_builder(
     limits: &Limits,
     policy: policy::Policy,
 ) -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     let mut builder = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
-        .extension(policy)
-        .extension(codes::ErrorCodes)
-        .extension(limits::LimitsExtension::new(*limits))
+        .extension(checks::Checks::new(
+            policy,
+            limits::OperationLimits::new(*limits),
+        ))
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives);
     if !limits.introspection {

@@ -13,10 +13,7 @@ use std::{
 
 use async_graphql::{
     Request, Response, ServerError, ServerResult,
-    extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
-        NextResolve, NextSubscribe, ResolveInfo,
-    },
+    extensions::{ExtensionContext, NextRequest, NextResolve, NextSubscribe, ResolveInfo},
     futures_util::stream::{self, BoxStream, StreamExt},
     parser::types::OperationType,
 };
@@ -99,25 +96,26 @@ impl Drop for OperationSlot {
     }
 }
 
-/// The extension factory registered on the schema.
+/// The policy the schema's extension ([`super::checks`]) applies.
 pub struct Policy {
     pub rate_limit: Arc<RateLimit>,
     pub metrics: Arc<Metrics>,
 }
 
-impl ExtensionFactory for Policy {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PolicyCheck {
+impl Policy {
+    /// The policy's state for one request.
+    pub(super) fn check(&self) -> PolicyCheck {
+        PolicyCheck {
             rate_limit: self.rate_limit.clone(),
             metrics: self.metrics.clone(),
             kind: Mutex::new(None),
             root_fields: tokio::sync::Semaphore::new(MAX_PARALLEL_ROOT_FIELDS),
-        })
+        }
     }
 }
 
-/// One per request (the factory makes a new one each time).
-struct PolicyCheck {
+/// One per request.
+pub(super) struct PolicyCheck {
     rate_limit: Arc<RateLimit>,
     metrics: Arc<Metrics>,
     /// The operation's type once known, for the metrics.
@@ -143,11 +141,20 @@ fn coded(message: &str, code: ErrorCode) -> ServerError {
     codes::with_code(ServerError::new(message, None), code)
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for PolicyCheck {
+/// Who is calling, admitted before the document is looked at.
+pub(super) struct Admitted {
+    caller: Caller,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl PolicyCheck {
     /// A whole query or mutation (not a subscription): gives every error a code and counts
     /// the outcome.
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+    pub(super) async fn request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextRequest<'_>,
+    ) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
         label_errors(&mut response);
@@ -159,12 +166,12 @@ impl Extension for PolicyCheck {
         response
     }
 
-    async fn prepare_request(
+    /// Before the document is parsed: a caller with a live credential, within its rate.
+    pub(super) fn admit(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+        request: &Request,
+    ) -> ServerResult<Admitted> {
         let caller = request
             .data
             .get(&std::any::TypeId::of::<Caller>())
@@ -183,8 +190,15 @@ impl Extension for PolicyCheck {
         if let Err(wait) = self.rate_limit.check(&caller.rate_limit_key()) {
             return Err(refusal(AppError::RateLimited(wait.as_secs().max(1))));
         }
-        // The extensions after this one parse the document, within the limits.
-        let mut request = next.run(ctx, request).await?;
+        Ok(Admitted { caller, now })
+    }
+
+    /// Once the document is parsed: may this caller run its operation, over this transport?
+    pub(super) fn authorise(
+        &self,
+        admitted: Admitted,
+        mut request: Request,
+    ) -> ServerResult<Request> {
         let name = request.operation_name.clone();
         let doc = request
             .parsed_query()
@@ -194,18 +208,19 @@ impl Extension for PolicyCheck {
         if let Ok(mut kind) = self.kind.lock() {
             *kind = operation.kind;
         }
-        authorise(&caller, operation.kind)?;
+        authorise(&admitted.caller, operation.kind)?;
         // GraphQL's "single root field" rule, which async-graphql does not check: one
         // subscription must not fan out into many streams.
         if operation.kind == Some(OperationType::Subscription) && operation.root_fields != 1 {
             let message = "a subscription selects exactly one root field";
             return Err(coded(message, ErrorCode::GraphqlValidationFailed));
         }
-        request.data.insert(RequestNow(now));
+        request.data.insert(RequestNow(admitted.now));
         Ok(request)
     }
 
-    async fn resolve(
+    /// A field: root fields of one query wait for a place ([`MAX_PARALLEL_ROOT_FIELDS`]).
+    pub(super) async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
         info: ResolveInfo<'_>,
@@ -219,7 +234,8 @@ impl Extension for PolicyCheck {
         next.run(ctx, info).await
     }
 
-    fn subscribe<'s>(
+    /// A subscription: counted against its connection's budget of operations.
+    pub(super) fn subscribe<'s>(
         &self,
         ctx: &ExtensionContext<'_>,
         stream: BoxStream<'s, Response>,
@@ -311,8 +327,9 @@ mod tests {
             rate_limit: Arc::new(RateLimit::new(0, 0)),
             metrics: Arc::default(),
         };
+        let limits = super::super::limits::OperationLimits::new(Default::default());
         let schema = Schema::build(probe, EmptyMutation, EmptySubscription)
-            .extension(policy)
+            .extension(super::super::checks::Checks::new(policy, limits))
             .finish();
         let request = Request::new("{ a: slow b: slow c: slow d: slow e: slow }")
             .data(caller(Scope::Read, Transport::HttpPost));
