@@ -1,0 +1,712 @@
+//! Attacks on the evening changes: the schema's one extension (policy, limits and error codes
+//! merged) on every transport and credential, the document cache's second run, and the
+//! SQLite read connection that writes a select's limit into its SQL text.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use common::{TestApp, at, code};
+use contacts_server::auth::{Authenticator, JwtSettings};
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+const READ_KEY: &str = "read-key-0123456789abcdef0123456789abcdef";
+const WRITE_KEY: &str = "write-key-0123456789abcdef0123456789abcdef";
+const SECRET: &str = "the HS256 secret used by these tests, 32+ bytes";
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn authenticator() -> Authenticator {
+    let hashed =
+        |key: &str, scope: &str| format!("{}:{scope}", hex::encode(Sha256::digest(key.as_bytes())));
+    let jwt = JwtSettings {
+        hs256_secret: Some(SECRET.into()),
+        issuer: Some("https://issuer.example".into()),
+        audience: Some("contacts-api".into()),
+        scope_claim: "scope".into(),
+        ..Default::default()
+    };
+    Authenticator::new(&[hashed(READ_KEY, "read"), hashed(WRITE_KEY, "write")], jwt).unwrap()
+}
+
+fn jwt_signed(secret: &str, scope: &str, expires_in: i64) -> String {
+    let t0 = at(common::T0).timestamp();
+    let claims = json!({
+        "sub": "frontend-user", "iss": "https://issuer.example", "aud": "contacts-api",
+        "exp": t0 + expires_in, "scope": scope,
+    });
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+}
+
+async fn secured(
+    configure: impl FnOnce(contacts_server::http::AppState) -> contacts_server::http::AppState,
+) -> TestApp {
+    TestApp::start_configured(|state| configure(state.with_auth(authenticator()))).await
+}
+
+/// Every kind of credential a caller may present.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Credential {
+    Nothing,
+    WrongKey,
+    ReadKey,
+    WriteKey,
+    ReadJwt,
+    WriteJwt,
+    ExpiredJwt,
+    ForgedJwt,
+}
+
+const CREDENTIALS: [Credential; 8] = [
+    Credential::Nothing,
+    Credential::WrongKey,
+    Credential::ReadKey,
+    Credential::WriteKey,
+    Credential::ReadJwt,
+    Credential::WriteJwt,
+    Credential::ExpiredJwt,
+    Credential::ForgedJwt,
+];
+
+impl Credential {
+    /// The HTTP header carrying it.
+    fn header(self) -> Option<(&'static str, String)> {
+        let bearer = |token: String| Some(("authorization", format!("Bearer {token}")));
+        match self {
+            Self::Nothing => None,
+            Self::WrongKey => Some(("x-api-key", "wrong-key-0123456789abcdef0123456789".into())),
+            Self::ReadKey => Some(("x-api-key", READ_KEY.into())),
+            Self::WriteKey => Some(("x-api-key", WRITE_KEY.into())),
+            Self::ReadJwt => bearer(jwt_signed(SECRET, "read", 3600)),
+            Self::WriteJwt => bearer(jwt_signed(SECRET, "read write", 3600)),
+            Self::ExpiredJwt => bearer(jwt_signed(SECRET, "read write", -3600)),
+            Self::ForgedJwt => bearer(jwt_signed(
+                "another secret of thirty-two bytes or more!",
+                "read write",
+                3600,
+            )),
+        }
+    }
+
+    /// The `connection_init` payload carrying it.
+    fn payload(self) -> Value {
+        match self.header() {
+            None => json!({}),
+            Some(("x-api-key", key)) => json!({ "apiKey": key }),
+            Some((_, value)) => json!({ "Authorization": value }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transport {
+    Post,
+    Get,
+    TransportWs,
+    LegacyWs,
+}
+
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Post,
+    Transport::Get,
+    Transport::TransportWs,
+    Transport::LegacyWs,
+];
+
+impl Transport {
+    fn protocol(self) -> &'static str {
+        match self {
+            Self::LegacyWs => "graphql-ws",
+            _ => "graphql-transport-ws",
+        }
+    }
+}
+
+/// A raw socket speaking `protocol`.
+async fn connect(app: &TestApp, protocol: &str) -> Socket {
+    let mut request = app.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(protocol).unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message (pings skipped), a close frame as `{"closed": code}`, or
+/// `{"ended": true}`. The bound only keeps a broken build from hanging.
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s");
+        return match next {
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if matches!(message["type"].as_str(), Some("ping" | "ka")) {
+                    continue;
+                }
+                message
+            }
+            Some(Ok(Message::Close(frame))) => {
+                json!({ "closed": frame.map_or(0, |f| u16::from(f.code)) })
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => json!({ "ended": true }),
+        };
+    }
+}
+
+/// A socket on `protocol` after `connection_init` with `payload`, or the refusal.
+async fn init(app: &TestApp, protocol: &str, payload: Value) -> Result<Socket, Value> {
+    let mut socket = connect(app, protocol).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await;
+    let reply = receive(&mut socket).await;
+    if reply["type"] == "connection_ack" {
+        Ok(socket)
+    } else {
+        Err(reply)
+    }
+}
+
+/// Starts operation `id` in either protocol's words.
+async fn start(socket: &mut Socket, protocol: &str, id: &str, query: &str, variables: &Value) {
+    let kind = if protocol == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    };
+    let payload = json!({ "query": query, "variables": variables });
+    send(
+        socket,
+        json!({ "id": id, "type": kind, "payload": payload }),
+    )
+    .await;
+}
+
+/// The first payload or error sent for an operation (either protocol), as a response body.
+async fn result(socket: &mut Socket) -> Value {
+    let mut message = receive(socket).await;
+    // The `complete` of an earlier operation on the same socket.
+    while message["type"] == "complete" {
+        message = receive(socket).await;
+    }
+    match message["type"].as_str() {
+        Some("next" | "data") => message["payload"].clone(),
+        Some("error") => {
+            let payload = &message["payload"];
+            let errors = if payload.is_array() {
+                payload.clone()
+            } else {
+                json!([payload])
+            };
+            json!({ "errors": errors })
+        }
+        _ => json!({ "errors": [{ "message": message.to_string() }] }),
+    }
+}
+
+/// "ok", or the first error's code: what an operation's answer says.
+fn outcome(body: &Value) -> String {
+    match body["errors"].as_array() {
+        Some(errors) if !errors.is_empty() => code(&errors[0]).to_owned(),
+        _ if body["data"].is_object() => "ok".to_owned(),
+        _ => format!("unexpected {body}"),
+    }
+}
+
+/// Runs one operation over `transport` with `credential`; its answer, with the HTTP status
+/// first ("ws" over a socket, "refused" when the socket was refused at `connection_init`).
+async fn run(
+    app: &TestApp,
+    transport: Transport,
+    credential: Credential,
+    query: &str,
+    variables: Value,
+) -> (String, Value) {
+    run_named(app, transport, credential, query, variables, None).await
+}
+
+/// [`run`] with an `operationName`.
+async fn run_named(
+    app: &TestApp,
+    transport: Transport,
+    credential: Credential,
+    query: &str,
+    variables: Value,
+    operation: Option<&str>,
+) -> (String, Value) {
+    let request = match transport {
+        Transport::Post => app
+            .client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables, "operationName": operation })),
+        Transport::Get => {
+            let mut params = vec![
+                ("query", query.to_owned()),
+                ("variables", variables.to_string()),
+            ];
+            if let Some(name) = operation {
+                params.push(("operationName", name.to_owned()));
+            }
+            app.client.get(app.url("/graphql")).query(&params)
+        }
+        Transport::TransportWs | Transport::LegacyWs => {
+            let protocol = transport.protocol();
+            let mut socket = match init(app, protocol, credential.payload()).await {
+                Ok(socket) => socket,
+                Err(refusal) => return ("refused".into(), refusal),
+            };
+            let kind = if protocol == "graphql-ws" {
+                "start"
+            } else {
+                "subscribe"
+            };
+            let payload =
+                json!({ "query": query, "variables": variables, "operationName": operation });
+            send(
+                &mut socket,
+                json!({ "id": "1", "type": kind, "payload": payload }),
+            )
+            .await;
+            return ("ws".into(), result(&mut socket).await);
+        }
+    };
+    let request = match credential.header() {
+        Some((name, value)) => request.header(name, value),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16().to_string();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(json!({ "text": text }));
+    (status, body)
+}
+
+/// `run`, summed up as "status outcome".
+async fn answer(
+    app: &TestApp,
+    transport: Transport,
+    credential: Credential,
+    query: &str,
+    variables: Value,
+) -> String {
+    let (status, body) = run(app, transport, credential, query, variables).await;
+    if status == "refused" {
+        return status;
+    }
+    format!("{status} {}", outcome(&body))
+}
+
+async fn contacts_total(app: &TestApp) -> Value {
+    let (_, body) = run(
+        app,
+        Transport::Post,
+        Credential::ReadKey,
+        "{ contactStats { total } }",
+        json!({}),
+    )
+    .await;
+    body["data"]["contactStats"]["total"].clone()
+}
+
+const CREATE: &str = "mutation($phone: String!) { createContact(input: { phoneNumber: $phone }) \
+    { contact { id } } }";
+const QUERY: &str = "{ contactStats { total } }";
+const WINDOW: &str = "subscription($id: ID!) { whatsappWindow(contactId: $id) { open } }";
+
+/// What each credential gets for a query, a mutation and a subscription over `transport`.
+fn expected(transport: Transport, credential: Credential) -> [&'static str; 3] {
+    use Credential::*;
+    let valid = matches!(credential, ReadKey | WriteKey | ReadJwt | WriteJwt);
+    let writes = matches!(credential, WriteKey | WriteJwt);
+    match transport {
+        _ if !valid && matches!(transport, Transport::Post | Transport::Get) => {
+            ["401 UNAUTHENTICATED"; 3]
+        }
+        _ if !valid => ["refused"; 3],
+        Transport::Post if writes => ["200 ok", "200 ok", "200 BAD_REQUEST"],
+        Transport::Post => ["200 ok", "403 FORBIDDEN", "200 BAD_REQUEST"],
+        Transport::Get if writes => ["200 ok", "405 METHOD_NOT_ALLOWED", "200 BAD_REQUEST"],
+        Transport::Get => ["200 ok", "403 FORBIDDEN", "200 BAD_REQUEST"],
+        _ if writes => ["ws ok", "ws ok", "ws ok"],
+        _ => ["ws ok", "ws FORBIDDEN", "ws ok"],
+    }
+}
+
+/// Every credential × every transport × query, mutation and subscription: the answers of
+/// the rules as they stood before the extensions were merged, and exactly the writes the
+/// write credentials made over POST and WebSocket.
+#[tokio::test]
+async fn every_credential_on_every_transport_gets_the_rules_answer() {
+    let app = secured(|state| state).await;
+    let (_, created) = run(
+        &app,
+        Transport::Post,
+        Credential::WriteKey,
+        CREATE,
+        json!({ "phone": "+56911111111" }),
+    )
+    .await;
+    let id = created["data"]["createContact"]["contact"]["id"].clone();
+    assert!(id.is_string(), "{created}");
+    let mut phone = 56_922_000_000_u64;
+    let mut writes = 1;
+    let mut wrong = Vec::new();
+    for transport in TRANSPORTS {
+        for credential in CREDENTIALS {
+            phone += 1;
+            let got = [
+                answer(&app, transport, credential, QUERY, json!({})).await,
+                answer(
+                    &app,
+                    transport,
+                    credential,
+                    CREATE,
+                    json!({ "phone": format!("+{phone}") }),
+                )
+                .await,
+                answer(&app, transport, credential, WINDOW, json!({ "id": id })).await,
+            ];
+            let want = expected(transport, credential);
+            writes += usize::from(got[1].ends_with(" ok"));
+            if got.iter().map(String::as_str).ne(want) {
+                wrong.push(format!(
+                    "{transport:?} {credential:?}: {got:?}, wanted {want:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Write key and write JWT over POST and both socket protocols, and the first contact.
+    assert_eq!(writes, 7);
+    assert_eq!(contacts_total(&app).await, json!(7));
+}
+
+/// `{ ...F0 }` and `fragments` fragments, each spreading the next one twice.
+fn doubled_chain(fragments: usize) -> String {
+    let mut doc = "query { ...F0 }".to_owned();
+    for i in 0..fragments - 1 {
+        let next = i + 1;
+        doc += &format!(" fragment F{i} on Query {{ ...F{next} ...F{next} }}");
+    }
+    doc + &format!(" fragment F{} on Query {{ __typename }}", fragments - 1)
+}
+
+/// Refused documents: the code (and `field`) each transport answers, twice (the second time
+/// after the same text ran once), are the ones POST answers, which are these.
+#[tokio::test]
+async fn every_refusal_has_the_same_code_on_every_transport_twice() {
+    let app = secured(|state| state).await;
+    let aliases: String = (0..16)
+        .map(|i| format!("a{i}: contactStats {{ total }} "))
+        .collect();
+    let fields: String = (0..60).map(|i| format!("f{i}: id ")).collect();
+    let cases = [
+        (
+            "{ contactStats { total }",
+            json!({}),
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        ("{ nope }", json!({}), "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "{ contacts(first: \"x\") { nodes { id } } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "query($f: Int) { contacts(first: $f) { nodes { id } } }",
+            json!({ "f": "x" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ contacts(first: 1000) { nodes { id } } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ contact(id: \"nope\") { id } }",
+            json!({}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ a { b { c { d { e { f { g } } } } } } }",
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            &format!("{{ {aliases} }}"),
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            &format!("{{ contactStats {{ {} }} }}", "total ".repeat(1_500)),
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            &format!("{{ contacts(first: 100) {{ nodes {{ {fields} }} }} }}"),
+            json!({}),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (&doubled_chain(40), json!({}), "GRAPHQL_VALIDATION_FAILED"),
+    ];
+    let mut wrong = Vec::new();
+    for (query, variables, wanted) in &cases {
+        let (_, body) = run(
+            &app,
+            Transport::Post,
+            Credential::WriteKey,
+            query,
+            variables.clone(),
+        )
+        .await;
+        let reference = &body["errors"][0];
+        if code(reference) != *wanted {
+            wrong.push(format!("POST {query:.60}: {reference}, wanted {wanted}"));
+        }
+        if *wanted == "BAD_USER_INPUT" && !reference["extensions"]["field"].is_string() {
+            wrong.push(format!("POST {query:.60}: {reference} names no field"));
+        }
+        for transport in TRANSPORTS {
+            for round in 0..2 {
+                let (_, body) = run(
+                    &app,
+                    transport,
+                    Credential::WriteKey,
+                    query,
+                    variables.clone(),
+                )
+                .await;
+                let error = &body["errors"][0];
+                let same = code(error) == code(reference)
+                    && error["extensions"]["field"] == reference["extensions"]["field"];
+                if !same {
+                    wrong.push(format!(
+                        "{transport:?} round {round} {query:.60}: {error}, POST said {reference}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Fifteen aliased pages whose size is a variable: one run with `first: 1` puts the text in
+/// the document cache; the same text with `first: 100` costs 15 × 100 × 4 and must still be
+/// refused, on every transport, and `first: 1` still runs.
+#[tokio::test]
+async fn a_cached_document_is_complexity_checked_with_its_variables_on_every_transport() {
+    let app = secured(|state| state).await;
+    let pages: String = (0..15)
+        .map(|i| format!("p{i}: contacts(first: $n) {{ nodes {{ id phoneNumber countryCode }} }} "))
+        .collect();
+    let query = format!("query($n: Int) {{ {pages} }}");
+    for transport in TRANSPORTS {
+        for (n, wanted) in [(1, "ok"), (100, "GRAPHQL_VALIDATION_FAILED"), (1, "ok")] {
+            let (_, body) = run(
+                &app,
+                transport,
+                Credential::ReadKey,
+                &query,
+                json!({ "n": n }),
+            )
+            .await;
+            assert_eq!(outcome(&body), wanted, "{transport:?} first {n}: {body}");
+        }
+    }
+}
+
+/// One document holding a query, a mutation and a two-field subscription: once its query ran
+/// (the text is cached), the mutation is still refused to a read credential everywhere and
+/// over GET to a write one, and the subscription is still refused its second root field.
+#[tokio::test]
+async fn a_cached_document_is_authorised_again_for_each_of_its_operations() {
+    let app = secured(|state| state).await;
+    let doc = "query A { contactStats { total } } \
+        mutation B { createContact(input: { phoneNumber: \"+56933333333\" }) { contact { id } } } \
+        subscription S { a: contactEvents { kind } b: contactEvents { kind } }";
+    let mut wrong = Vec::new();
+    for transport in TRANSPORTS {
+        let ws = matches!(transport, Transport::TransportWs | Transport::LegacyWs);
+        let checks = [
+            (Credential::ReadKey, "A", "ok"),
+            (Credential::ReadKey, "B", "FORBIDDEN"),
+            (Credential::ReadJwt, "B", "FORBIDDEN"),
+            (
+                Credential::WriteKey,
+                "S",
+                if ws {
+                    "GRAPHQL_VALIDATION_FAILED"
+                } else {
+                    "BAD_REQUEST"
+                },
+            ),
+            (
+                Credential::WriteKey,
+                "B",
+                if transport == Transport::Get {
+                    "METHOD_NOT_ALLOWED"
+                } else {
+                    "skip"
+                },
+            ),
+        ];
+        for (credential, operation, wanted) in checks {
+            if wanted == "skip" {
+                continue;
+            }
+            let (_, body) =
+                run_named(&app, transport, credential, doc, json!({}), Some(operation)).await;
+            if outcome(&body) != wanted {
+                wrong.push(format!("{transport:?} {credential:?} {operation}: {body}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(contacts_total(&app).await, json!(0));
+}
+
+/// The rate limit counts an operation before its document is parsed, on every transport:
+/// three unparseable documents use up a burst of three, and a fourth, valid one is refused.
+#[tokio::test]
+async fn unparseable_documents_use_up_the_rate_limit_on_every_transport() {
+    for transport in [Transport::Post, Transport::Get] {
+        let app = secured(|state| state.with_rate_limit(1, 3)).await;
+        for _ in 0..3 {
+            let (_, body) = run(&app, transport, Credential::ReadKey, "{ {", json!({})).await;
+            assert_eq!(
+                outcome(&body),
+                "GRAPHQL_PARSE_FAILED",
+                "{transport:?}: {body}"
+            );
+        }
+        let (_, body) = run(&app, transport, Credential::ReadKey, QUERY, json!({})).await;
+        assert_eq!(outcome(&body), "RATE_LIMITED", "{transport:?}: {body}");
+    }
+    // On one socket (a new socket per operation would be refused at the upgrade instead).
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let app = secured(|state| state.with_rate_limit(1, 3)).await;
+        let payload = Credential::ReadKey.payload();
+        let mut socket = init(&app, protocol, payload).await.expect("accepted");
+        let mut answers = Vec::new();
+        for id in 0..4 {
+            let query = if id < 3 { "{ {" } else { QUERY };
+            start(&mut socket, protocol, &id.to_string(), query, &json!({})).await;
+            answers.push(outcome(&result(&mut socket).await));
+        }
+        let wanted = [
+            "GRAPHQL_PARSE_FAILED",
+            "GRAPHQL_PARSE_FAILED",
+            "GRAPHQL_PARSE_FAILED",
+            "RATE_LIMITED",
+        ];
+        assert_eq!(answers, wanted, "{protocol}");
+    }
+}
+
+/// A socket opened with a write JWT that then expires runs nothing more, on both protocols,
+/// even when the operation arrives before the connection is closed.
+#[tokio::test]
+async fn an_expired_jwt_on_an_open_socket_writes_nothing() {
+    let app = secured(|state| state).await;
+    for (round, protocol) in ["graphql-transport-ws", "graphql-ws"]
+        .into_iter()
+        .enumerate()
+    {
+        let expires_in = 60 + 91 * i64::try_from(round).unwrap();
+        let token = format!("Bearer {}", jwt_signed(SECRET, "read write", expires_in));
+        let mut socket = init(&app, protocol, json!({ "Authorization": token }))
+            .await
+            .expect("accepted while valid");
+        // exp is 60 s on; with the 30 s leeway the credential ends 90 s on.
+        app.clock.advance(TimeDelta::seconds(91));
+        let vars = json!({ "phone": "+56944444444" });
+        start(&mut socket, protocol, "1", CREATE, &vars).await;
+        let answer = receive(&mut socket).await;
+        let refused = answer["closed"].is_number()
+            || answer["ended"] == true
+            || answer["type"] == "error"
+            || answer["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED";
+        assert!(refused, "{protocol}: {answer}");
+    }
+    assert_eq!(contacts_total(&app).await, json!(0));
+}
+
+/// A subscription selects exactly one root field, on both protocols, however the second one
+/// is written (alias, `__typename`, inline fragment, named fragment).
+#[tokio::test]
+async fn a_subscription_selects_one_root_field_on_both_protocols() {
+    let app = secured(|state| state).await;
+    let fan_outs = [
+        "subscription { a: contactEvents { kind } b: contactEvents { kind } }",
+        "subscription { __typename contactEvents { kind } }",
+        "subscription { contactEvents { kind } ... on Subscription { b: contactEvents { kind } } }",
+        "subscription { contactEvents { kind } ...F } fragment F on Subscription { __typename }",
+    ];
+    for transport in [Transport::TransportWs, Transport::LegacyWs] {
+        for query in fan_outs {
+            let (_, body) = run(&app, transport, Credential::ReadKey, query, json!({})).await;
+            assert_eq!(
+                outcome(&body),
+                "GRAPHQL_VALIDATION_FAILED",
+                "{transport:?} {query}: {body}"
+            );
+        }
+    }
+}
+
+/// `/metrics` text's value of `series`, 0 when absent.
+async fn metric(app: &TestApp, series: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .header("x-api-key", READ_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Outcomes are still counted by operation type: a refused mutation as a client error, a
+/// query as ok, a refused parse as a client error of unknown type.
+#[tokio::test]
+async fn refusals_and_successes_are_still_counted_in_the_metrics() {
+    let app = secured(|state| state).await;
+    let forbidden = "graphql_requests_total{operation_type=\"mutation\",outcome=\"client_error\"}";
+    let ok = "graphql_requests_total{operation_type=\"query\",outcome=\"ok\"}";
+    let (before_forbidden, before_ok) = (metric(&app, forbidden).await, metric(&app, ok).await);
+    let vars = json!({ "phone": "+56955555555" });
+    let (status, _) = run(&app, Transport::Post, Credential::ReadKey, CREATE, vars).await;
+    assert_eq!(status, "403");
+    let (status, _) = run(&app, Transport::Get, Credential::ReadKey, QUERY, json!({})).await;
+    assert_eq!(status, "200");
+    assert_eq!(metric(&app, forbidden).await, before_forbidden + 1);
+    assert_eq!(metric(&app, ok).await, before_ok + 1);
+}
