@@ -710,3 +710,129 @@ async fn refusals_and_successes_are_still_counted_in_the_metrics() {
     assert_eq!(metric(&app, forbidden).await, before_forbidden + 1);
     assert_eq!(metric(&app, ok).await, before_ok + 1);
 }
+
+const LIST: &str = "query($first: Int, $last: Int, $after: String, $filter: ContactFilter, \
+    $order: ContactOrder) { contacts(first: $first, last: $last, after: $after, filter: $filter, \
+    orderBy: $order) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage } } }";
+
+fn node_ids(page: &Value) -> Vec<Value> {
+    let nodes = page["nodes"].as_array().expect("nodes");
+    nodes.iter().map(|node| node["id"].clone()).collect()
+}
+
+/// Every `first` and `last` from 1 to one past the matches, in every order, unfiltered and
+/// with filters that probe (metadata, prefix): the page is that many of the full list from
+/// its start or end, the page flags say whether more lie beyond, and the count is the list's.
+/// (On SQLite each limit is now a different SQL text.)
+#[tokio::test]
+async fn pages_of_every_size_are_the_full_lists_ends() {
+    let app = TestApp::start().await;
+    for i in 0..12 {
+        let metadata = if i % 2 == 0 {
+            json!({ "tier": "gold" })
+        } else {
+            json!({})
+        };
+        let phone = format!("+569880000{i:02}");
+        app.create(json!({ "phoneNumber": phone, "metadata": metadata }))
+            .await;
+    }
+    let filters = [
+        json!({}),
+        json!({ "metadata": { "tier": "gold" } }),
+        json!({ "phoneNumberPrefix": "+5698800000" }),
+    ];
+    let fields = [
+        "CREATED_AT",
+        "UPDATED_AT",
+        "LAST_WHATSAPP_MESSAGE_AT",
+        "PHONE_NUMBER",
+    ];
+    for filter in &filters {
+        for field in fields {
+            for direction in ["ASC", "DESC"] {
+                let order = json!({ "field": field, "direction": direction });
+                let vars = json!({ "first": 100, "filter": filter, "order": order });
+                let full = node_ids(&app.data(LIST, vars).await["contacts"]);
+                let len = full.len();
+                assert!(len >= 2, "{filter}: {len}");
+                for n in 1..=len + 1 {
+                    let vars = json!({ "first": n, "filter": filter, "order": order });
+                    let page = app.data(LIST, vars).await["contacts"].clone();
+                    let shown = n.min(len);
+                    let context = format!("{filter} {order} first {n}");
+                    assert_eq!(node_ids(&page), full[..shown], "{context}");
+                    assert_eq!(page["pageInfo"]["hasNextPage"], n < len, "{context}");
+                    assert_eq!(page["pageInfo"]["hasPreviousPage"], false, "{context}");
+                    assert_eq!(page["totalCount"], len, "{context}");
+                    let vars = json!({ "last": n, "filter": filter, "order": order });
+                    let page = app.data(LIST, vars).await["contacts"].clone();
+                    let context = format!("{filter} {order} last {n}");
+                    assert_eq!(node_ids(&page), full[len - shown..], "{context}");
+                    assert_eq!(page["pageInfo"]["hasPreviousPage"], n < len, "{context}");
+                    assert_eq!(page["pageInfo"]["hasNextPage"], false, "{context}");
+                }
+            }
+        }
+    }
+}
+
+const FEED: &str = "query($after: String, $first: Int) { contactChanges(after: $after, \
+    first: $first) { edges { cursor node { contactId kind } } pageInfo { hasNextPage } } }";
+
+/// The change feed read with every `first` from 1 to one past its length, from its start
+/// and after each of its changes: always the next that many changes of the whole feed.
+#[tokio::test]
+async fn change_feed_pages_of_every_size_are_slices_of_the_whole_feed() {
+    let app = TestApp::start().await;
+    for i in 0..6 {
+        let contact = app
+            .create(json!({ "phoneNumber": format!("+569881100{i:02}") }))
+            .await;
+        app.data(
+            "mutation($id: ID!) { patchContactMetadata(id: $id, set: { a: \"b\" }) \
+             { contact { id } } }",
+            json!({ "id": contact["id"] }),
+        )
+        .await;
+    }
+    let whole = app.data(FEED, json!({ "first": 1000 })).await["contactChanges"]["edges"]
+        .as_array()
+        .expect("edges")
+        .clone();
+    assert_eq!(whole.len(), 12);
+    for start in 0..whole.len() {
+        let after = if start == 0 {
+            Value::Null
+        } else {
+            whole[start - 1]["cursor"].clone()
+        };
+        let rest = whole.len() - start;
+        for n in 1..=rest + 1 {
+            let vars = json!({ "after": after, "first": n });
+            let page = app.data(FEED, vars).await["contactChanges"].clone();
+            let edges = page["edges"].as_array().expect("edges");
+            assert_eq!(
+                edges[..],
+                whole[start..start + n.min(rest)],
+                "after {start}, {n}"
+            );
+            assert_eq!(
+                page["pageInfo"]["hasNextPage"],
+                n < rest,
+                "after {start}, {n}"
+            );
+        }
+    }
+    // Lookups by identity read with a limit of one: each contact is found by its number.
+    for i in 0..6 {
+        let phone = format!("+569881100{i:02}");
+        let data = app
+            .data(
+                "query($p: String!) { contactByPhoneNumber(phoneNumber: $p) { phoneNumber } }",
+                json!({ "p": phone }),
+            )
+            .await;
+        assert_eq!(data["contactByPhoneNumber"]["phoneNumber"], phone);
+    }
+}
