@@ -5,6 +5,7 @@
 //! checks run in the schema ([`LimitsExtension`]), so every transport (HTTP, both WebSocket
 //! protocols) passes them.
 
+pub mod cost;
 mod counts;
 mod expansion;
 #[cfg(test)]
