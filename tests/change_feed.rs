@@ -14,6 +14,11 @@ const CHANGES: &str = "query($after: String, $first: Int) { contactChanges(after
     edges { cursor node { cursor kind contactId mergedContactId at contact { id phoneNumber metadata } } }
     nodes { contactId }
     pageInfo { hasNextPage endCursor } } }";
+/// A page of changes without the contacts' metadata: 1,000 changes fit the complexity limit.
+const LIGHT: &str =
+    "query($after: String, $first: Int) { contactChanges(after: $after, first: $first) {
+    nodes { cursor kind contactId mergedContactId at contact { id phoneNumber } }
+    pageInfo { hasNextPage endCursor } } }";
 const PATCH: &str = "mutation($id: ID!, $set: Metadata) { patchContactMetadata(id: $id, set: $set) { contact { id } } }";
 const DELETE: &str = "mutation($id: ID!) { deleteContact(id: $id) { deletedContactId } }";
 
@@ -94,15 +99,19 @@ async fn bad_arguments_are_bad_user_input_naming_the_field() {
         // A `contacts` cursor is not a change-feed cursor.
         (json!({ "after": "WyJDUkVBVEVEX0FUIl0" }), "after"),
     ] {
-        let error = app.error(CHANGES, variables.clone()).await;
+        let error = app.error(LIGHT, variables.clone()).await;
         assert_eq!(code(&error), "BAD_USER_INPUT", "{variables}");
         assert_eq!(error["extensions"]["field"], field, "{variables}");
     }
-    let (_, body) = app.post(CHANGES, json!({ "first": 1000 })).await;
+    let (_, body) = app.post(LIGHT, json!({ "first": 1000 })).await;
     assert!(
         body.get("errors").is_none(),
         "first: 1000 is allowed: {body}"
     );
+    // 1,000 contacts' metadata is charged per contact, as in `contacts`: over the limit.
+    let error = app.error(CHANGES, json!({ "first": 1000 })).await;
+    assert_eq!(code(&error), "GRAPHQL_VALIDATION_FAILED", "{error}");
+    assert_eq!(error["message"], "Query is too complex.", "{error}");
 }
 
 /// An app whose service the test can reach (to prune), on a fresh database.

@@ -140,6 +140,10 @@ impl Contact {
 
     /// One window per business number that has heard from the contact, newest first.
     /// `lastWhatsappMessageAt` is the latest of them; `whatsappWindowOpen` is open while any is.
+    // Up to `windows::MAX_PER_CONTACT` of them: their fields are charged per 25 windows.
+    #[graphql(
+        complexity = "crate::graphql::limits::cost::windows_multiplier() * child_complexity + 1"
+    )]
     async fn whatsapp_windows(&self, ctx: &Context<'_>) -> Result<Vec<WhatsappWindow>> {
         Ok(self
             .windows(ctx)
@@ -192,6 +196,8 @@ impl Contact {
     }
 
     /// String → string map, `{}` when empty.
+    // Up to ~155 KiB of JSON: charged as what it may weigh, not as one field.
+    #[graphql(complexity = "crate::graphql::limits::cost::METADATA")]
     async fn metadata(&self) -> MetadataMap {
         MetadataMap::from(&Metadata::from_stored(&self.row.metadata))
     }
@@ -220,6 +226,7 @@ impl Contact {
     /// BSUIDs the contact held before identity changes, oldest first; each still finds the
     /// contact (`contactByWhatsappUserId`, inbound events). Read with one query per contact,
     /// so select it on single contacts or small pages.
+    #[graphql(complexity = "crate::graphql::limits::cost::PREVIOUS_USER_IDS")]
     async fn previous_whatsapp_user_ids(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         Ok(service(ctx)?
             .previous_whatsapp_user_ids(self.row.id)

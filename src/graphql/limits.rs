@@ -5,6 +5,7 @@
 //! checks run in the schema's extension ([`super::checks`]), so every transport (HTTP, both WebSocket
 //! protocols) passes them.
 
+pub mod cost;
 mod counts;
 mod expansion;
 #[cfg(test)]
@@ -31,8 +32,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Depth allowed below `__schema` / `__type` (GraphiQL's introspection query needs ~13).
     pub max_introspection_depth: usize,
-    /// Cost: each field 1, a connection's fields multiplied by its `first`/`last`, each
-    /// count by what it may read ([`RANGE_COUNT`], [`MAINTAINED_TOTAL`]).
+    /// Cost: each field 1, a connection's fields multiplied by its `first`/`last`, a field
+    /// whose answer may be large by what it may weigh ([`cost`]), each count by what it may
+    /// read ([`RANGE_COUNT`], [`MAINTAINED_TOTAL`]).
     pub max_complexity: usize,
     pub max_aliases: usize,
     pub max_root_fields: usize,

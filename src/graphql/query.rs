@@ -144,11 +144,11 @@ impl QueryRoot {
     /// change log; kept for `CHANGE_LOG_RETENTION_DAYS`). An empty page's `endCursor` is where
     /// to poll from; a cursor older than the retention is `CURSOR_EXPIRED`.
     // A page is one range read of the log, snapshots included, so 1,000 changes cost about
-    // what 100 contacts do: counted per ten changes, as `contacts` counts per contact.
-    #[graphql(
-        complexity = "(first.unwrap_or(100).clamp(1, 1000) as usize).div_ceil(10) \
-                            * child_complexity"
-    )]
+    // what 100 contacts do: counted per ten changes, as `contacts` counts per contact (the
+    // contact of each change is counted per change: `ContactChange.contact`).
+    #[graphql(complexity = "(first.unwrap_or(100).clamp(1, 1000) as usize) \
+                            .div_ceil(super::limits::cost::CHANGES_PER_UNIT) \
+                            * child_complexity")]
     async fn contact_changes(
         &self,
         ctx: &Context<'_>,

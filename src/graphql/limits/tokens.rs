@@ -7,6 +7,8 @@
 
 use async_graphql::ServerResult;
 
+use super::cost::MAX_NAME_BYTES;
+
 /// Byte-order mark: whitespace to GraphQL.
 const BOM: &[u8] = "\u{feff}".as_bytes();
 
@@ -144,14 +146,28 @@ impl Iterator for Tokens<'_> {
 }
 
 /// The number of tokens in `query`, or a `GRAPHQL_VALIDATION_FAILED` error as soon as it
-/// passes `max`, so a huge document costs little to refuse.
+/// passes `max` or a name (an alias, repeated in the answer once per row) is longer than
+/// [`MAX_NAME_BYTES`], so a huge document costs little to refuse.
 pub fn check_tokens(query: &str, max: usize) -> ServerResult<usize> {
-    match Tokens::new(query).take(max.saturating_add(1)).count() {
-        count if count > max => Err(super::too_big(format!(
-            "the document has more than {max} tokens"
-        ))),
-        count => Ok(count),
+    let mut count = 0;
+    for range in Tokens::new(query) {
+        count += 1;
+        if count > max {
+            return Err(super::too_big(format!(
+                "the document has more than {max} tokens"
+            )));
+        }
+        let name = query
+            .as_bytes()
+            .get(range.start)
+            .is_some_and(|&lead| lead == b'_' || lead.is_ascii_alphabetic());
+        if name && range.len() > MAX_NAME_BYTES {
+            return Err(super::too_big(format!(
+                "a name in the document is longer than {MAX_NAME_BYTES} characters"
+            )));
+        }
     }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -170,6 +186,15 @@ mod tests {
         assert_eq!(check_tokens(commented, 100).ok(), Some(8));
         let block = "{ a(s: \"\"\"block \"quoted\" string\"\"\") ...F }";
         assert_eq!(check_tokens(block, 100).ok(), Some(10));
+    }
+
+    #[test]
+    fn names_are_held_to_their_length_but_strings_are_not() {
+        let name = |n: usize| format!("{{ {}: id }}", "a".repeat(n));
+        assert!(check_tokens(&name(MAX_NAME_BYTES), 10).is_ok());
+        assert!(check_tokens(&name(MAX_NAME_BYTES + 1), 10).is_err());
+        let string = format!("{{ a(s: \"{}\") }}", "a".repeat(10 * MAX_NAME_BYTES));
+        assert!(check_tokens(&string, 10).is_ok());
     }
 
     #[test]
