@@ -836,3 +836,59 @@ async fn change_feed_pages_of_every_size_are_slices_of_the_whole_feed() {
         assert_eq!(data["contactByPhoneNumber"]["phoneNumber"], phone);
     }
 }
+
+/// Metadata at its limits: 50 keys of 40 four-byte characters, values of 500 U+0001 (six
+/// bytes each in JSON).
+fn heaviest_metadata(tag: usize) -> Value {
+    let value = "\u{1}".repeat(500);
+    let entries = (0..50).map(|k| {
+        let key = format!("{tag:02}{k:02}{}", "\u{10348}".repeat(36));
+        (key, Value::String(value.clone()))
+    });
+    Value::Object(entries.collect())
+}
+
+/// A 128-character alias ending in `i`.
+fn long_alias(i: usize) -> String {
+    format!("{}{i:03}", "m".repeat(125))
+}
+
+/// The largest answers the complexity limit admits, built to weigh the most per unit: a page
+/// of 11 contacts at the metadata limits selecting `metadata` under 15 aliases of 128
+/// characters (4,796 of 5,000), and the change feed's 10 changes likewise (one unit of ten
+/// changes). Each answers under the 28 MB bound SECURITY.md states; one more contact or one
+/// more change is refused.
+#[tokio::test]
+async fn the_heaviest_admitted_answers_stay_under_the_stated_bound() {
+    let app = TestApp::start().await;
+    for tag in 0..12 {
+        let input = json!({
+            "phoneNumber": format!("+5698822{tag:04}"),
+            "metadata": heaviest_metadata(tag),
+        });
+        app.create(input).await;
+    }
+    let fields: String = (0..15)
+        .map(|i| format!("{}: metadata ", long_alias(i)))
+        .collect();
+    let page = |n: usize| format!("{{ contacts(first: {n}) {{ nodes {{ {fields} }} }} }}");
+    let feed = |n: usize| {
+        format!("{{ contactChanges(first: {n}) {{ nodes {{ contact {{ {fields} }} }} }} }}")
+    };
+    for (doc, over) in [(page(11), page(12)), (feed(10), feed(11))] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .json(&json!({ "query": doc }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.bytes().await.unwrap();
+        println!("{:.40}: {} bytes", doc, bytes.len());
+        assert!(bytes.len() > 20_000_000, "{}", bytes.len());
+        assert!(bytes.len() < 28_000_000, "{}", bytes.len());
+        let refused = app.error(&over, json!({})).await;
+        assert_eq!(code(&refused), "GRAPHQL_VALIDATION_FAILED", "{refused}");
+    }
+}
