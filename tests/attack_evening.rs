@@ -892,3 +892,80 @@ async fn the_heaviest_admitted_answers_stay_under_the_stated_bound() {
         assert_eq!(code(&refused), "GRAPHQL_VALIDATION_FAILED", "{refused}");
     }
 }
+
+/// One anonymous operation over `transport` as `client` (an `X-Forwarded-For` value): "ok"
+/// or the refusal's code (HTTP 429 as `RATE_LIMITED`).
+async fn forwarded(app: &TestApp, transport: Transport, client: &str) -> String {
+    match transport {
+        Transport::Post | Transport::Get => {
+            let request = if transport == Transport::Post {
+                app.client
+                    .post(app.url("/graphql"))
+                    .json(&json!({ "query": QUERY }))
+            } else {
+                app.client
+                    .get(app.url("/graphql"))
+                    .query(&[("query", QUERY)])
+            };
+            let response = request
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            outcome(&body)
+        }
+        Transport::TransportWs | Transport::LegacyWs => {
+            let protocol = transport.protocol();
+            let mut request = app.ws_url().into_client_request().unwrap();
+            let headers = request.headers_mut();
+            headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+            headers.insert("x-forwarded-for", HeaderValue::from_str(client).unwrap());
+            let mut socket = match tokio_tungstenite::connect_async(request).await {
+                Ok((socket, _)) => socket,
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+                    return "RATE_LIMITED".into();
+                }
+                Err(other) => panic!("{other}"),
+            };
+            send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+            assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+            start(&mut socket, protocol, "1", QUERY, &json!({})).await;
+            outcome(&result(&mut socket).await)
+        }
+    }
+}
+
+/// Anonymous callers over every transport: behind a trusted proxy each forwarded client has
+/// its own bucket; from a peer that is not a trusted proxy, a made-up `X-Forwarded-For`
+/// buys no new bucket.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_a_trusted_proxy_on_every_transport() {
+    use contacts_server::http::client_ip::TrustedProxies;
+    for transport in TRANSPORTS {
+        let proxies =
+            TrustedProxies::parse(&["127.0.0.1".to_owned()], "x-forwarded-for").unwrap();
+        let behind = TestApp::start_configured(move |state| {
+            state.with_trusted_proxies(proxies).with_rate_limit(1, 2)
+        })
+        .await;
+        let mut got = Vec::new();
+        for client in ["203.0.113.7", "203.0.113.7", "203.0.113.7", "198.51.100.9"] {
+            got.push(forwarded(&behind, transport, client).await);
+        }
+        // An anonymous socket's upgrade takes from the bucket as well.
+        let second = if matches!(transport, Transport::Post | Transport::Get) {
+            "ok"
+        } else {
+            "RATE_LIMITED"
+        };
+        assert_eq!(got, ["ok", second, "RATE_LIMITED", "ok"], "{transport:?} behind");
+        let direct = TestApp::start_configured(|state| state.with_rate_limit(1, 2)).await;
+        let mut got = Vec::new();
+        for client in ["203.0.113.7", "203.0.113.8", "203.0.113.9", "198.51.100.9"] {
+            got.push(forwarded(&direct, transport, client).await);
+        }
+        assert_eq!(got[2..], ["RATE_LIMITED", "RATE_LIMITED"], "{transport:?} direct: {got:?}");
+    }
+}
