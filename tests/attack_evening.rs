@@ -969,3 +969,39 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy_on_every_transport(
         assert_eq!(got[2..], ["RATE_LIMITED", "RATE_LIMITED"], "{transport:?} direct: {got:?}");
     }
 }
+
+/// A document whose first operation is harmless and whose second spreads a doubled fragment
+/// chain (2^39 selections): naming the harmless one first (which would put the text in the
+/// cache if it were admitted) does not let the bomb through by name afterwards, on any
+/// transport, and each refusal is quick.
+#[tokio::test]
+async fn a_bomb_behind_a_harmless_operation_is_refused_by_name_too() {
+    let app = secured(|state| state).await;
+    let mut doc = "query A { __typename } query B { ...F0 }".to_owned();
+    for i in 0..39 {
+        let next = i + 1;
+        doc += &format!(" fragment F{i} on Query {{ ...F{next} ...F{next} }}");
+    }
+    doc += " fragment F39 on Query { __typename }";
+    for transport in TRANSPORTS {
+        for operation in ["A", "B", "A", "B"] {
+            let started = std::time::Instant::now();
+            let (_, body) = run_named(
+                &app,
+                transport,
+                Credential::ReadKey,
+                &doc,
+                json!({}),
+                Some(operation),
+            )
+            .await;
+            let took = started.elapsed();
+            assert_eq!(
+                outcome(&body),
+                "GRAPHQL_VALIDATION_FAILED",
+                "{transport:?} {operation}: {body}"
+            );
+            assert!(took < Duration::from_secs(2), "{transport:?} {operation}: {took:?}");
+        }
+    }
+}
