@@ -1005,3 +1005,28 @@ async fn a_bomb_behind_a_harmless_operation_is_refused_by_name_too() {
         }
     }
 }
+
+/// The counts' charge is the named operation's, also once the text is cached: a harmless
+/// first operation does not let a second one of 15 filtered counts (15 × 400) through.
+#[tokio::test]
+async fn a_cached_documents_counts_are_charged_for_the_operation_named() {
+    let app = secured(|state| state).await;
+    let counts: String = (0..15)
+        .map(|i| format!("s{i}: contactStats(filter: {{ countryCode: [\"CL\"] }}) {{ total }} "))
+        .collect();
+    let doc = format!("query A {{ contactStats {{ total }} }} query B {{ {counts} }}");
+    for transport in TRANSPORTS {
+        for (operation, wanted) in [("A", "ok"), ("B", "GRAPHQL_VALIDATION_FAILED")] {
+            let (_, body) = run_named(
+                &app,
+                transport,
+                Credential::ReadKey,
+                &doc,
+                json!({}),
+                Some(operation),
+            )
+            .await;
+            assert_eq!(outcome(&body), wanted, "{transport:?} {operation}: {body}");
+        }
+    }
+}
