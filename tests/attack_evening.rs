@@ -112,14 +112,14 @@ impl Credential {
 enum Transport {
     Post,
     Get,
-    TransportWs,
+    GraphqlTransportWs,
     LegacyWs,
 }
 
 const TRANSPORTS: [Transport; 4] = [
     Transport::Post,
     Transport::Get,
-    Transport::TransportWs,
+    Transport::GraphqlTransportWs,
     Transport::LegacyWs,
 ];
 
@@ -271,7 +271,7 @@ async fn run_named(
             }
             app.client.get(app.url("/graphql")).query(&params)
         }
-        Transport::TransportWs | Transport::LegacyWs => {
+        Transport::GraphqlTransportWs | Transport::LegacyWs => {
             let protocol = transport.protocol();
             let mut socket = match init(app, protocol, credential.payload()).await {
                 Ok(socket) => socket,
@@ -548,7 +548,10 @@ async fn a_cached_document_is_authorised_again_for_each_of_its_operations() {
         subscription S { a: contactEvents { kind } b: contactEvents { kind } }";
     let mut wrong = Vec::new();
     for transport in TRANSPORTS {
-        let ws = matches!(transport, Transport::TransportWs | Transport::LegacyWs);
+        let ws = matches!(
+            transport,
+            Transport::GraphqlTransportWs | Transport::LegacyWs
+        );
         let checks = [
             (Credential::ReadKey, "A", "ok"),
             (Credential::ReadKey, "B", "FORBIDDEN"),
@@ -664,7 +667,7 @@ async fn a_subscription_selects_one_root_field_on_both_protocols() {
         "subscription { contactEvents { kind } ... on Subscription { b: contactEvents { kind } } }",
         "subscription { contactEvents { kind } ...F } fragment F on Subscription { __typename }",
     ];
-    for transport in [Transport::TransportWs, Transport::LegacyWs] {
+    for transport in [Transport::GraphqlTransportWs, Transport::LegacyWs] {
         for query in fan_outs {
             let (_, body) = run(&app, transport, Credential::ReadKey, query, json!({})).await;
             assert_eq!(
@@ -915,11 +918,14 @@ async fn forwarded(app: &TestApp, transport: Transport, client: &str) -> String 
             let body: Value = response.json().await.unwrap();
             outcome(&body)
         }
-        Transport::TransportWs | Transport::LegacyWs => {
+        Transport::GraphqlTransportWs | Transport::LegacyWs => {
             let protocol = transport.protocol();
             let mut request = app.ws_url().into_client_request().unwrap();
             let headers = request.headers_mut();
-            headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+            headers.insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_str(protocol).unwrap(),
+            );
             headers.insert("x-forwarded-for", HeaderValue::from_str(client).unwrap());
             let mut socket = match tokio_tungstenite::connect_async(request).await {
                 Ok((socket, _)) => socket,
@@ -929,7 +935,11 @@ async fn forwarded(app: &TestApp, transport: Transport, client: &str) -> String 
                 }
                 Err(other) => panic!("{other}"),
             };
-            send(&mut socket, json!({ "type": "connection_init", "payload": {} })).await;
+            send(
+                &mut socket,
+                json!({ "type": "connection_init", "payload": {} }),
+            )
+            .await;
             assert_eq!(receive(&mut socket).await["type"], "connection_ack");
             start(&mut socket, protocol, "1", QUERY, &json!({})).await;
             outcome(&result(&mut socket).await)
@@ -944,8 +954,7 @@ async fn forwarded(app: &TestApp, transport: Transport, client: &str) -> String 
 async fn forwarded_addresses_count_only_from_a_trusted_proxy_on_every_transport() {
     use contacts_server::http::client_ip::TrustedProxies;
     for transport in TRANSPORTS {
-        let proxies =
-            TrustedProxies::parse(&["127.0.0.1".to_owned()], "x-forwarded-for").unwrap();
+        let proxies = TrustedProxies::parse(&["127.0.0.1".to_owned()], "x-forwarded-for").unwrap();
         let behind = TestApp::start_configured(move |state| {
             state.with_trusted_proxies(proxies).with_rate_limit(1, 2)
         })
@@ -960,13 +969,21 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy_on_every_transport(
         } else {
             "RATE_LIMITED"
         };
-        assert_eq!(got, ["ok", second, "RATE_LIMITED", "ok"], "{transport:?} behind");
+        assert_eq!(
+            got,
+            ["ok", second, "RATE_LIMITED", "ok"],
+            "{transport:?} behind"
+        );
         let direct = TestApp::start_configured(|state| state.with_rate_limit(1, 2)).await;
         let mut got = Vec::new();
         for client in ["203.0.113.7", "203.0.113.8", "203.0.113.9", "198.51.100.9"] {
             got.push(forwarded(&direct, transport, client).await);
         }
-        assert_eq!(got[2..], ["RATE_LIMITED", "RATE_LIMITED"], "{transport:?} direct: {got:?}");
+        assert_eq!(
+            got[2..],
+            ["RATE_LIMITED", "RATE_LIMITED"],
+            "{transport:?} direct: {got:?}"
+        );
     }
 }
 
@@ -1001,7 +1018,10 @@ async fn a_bomb_behind_a_harmless_operation_is_refused_by_name_too() {
                 "GRAPHQL_VALIDATION_FAILED",
                 "{transport:?} {operation}: {body}"
             );
-            assert!(took < Duration::from_secs(2), "{transport:?} {operation}: {took:?}");
+            assert!(
+                took < Duration::from_secs(2),
+                "{transport:?} {operation}: {took:?}"
+            );
         }
     }
 }
