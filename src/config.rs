@@ -158,6 +158,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_secs: u64,
 
+    /// Seconds a write may wait for the client to read it (a response, a WebSocket message);
+    /// then the connection is closed and what waited to be sent is freed.
+    #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_secs: u64,
+
     /// Connections open at once, WebSockets included; further ones wait to be accepted.
     /// Default: 10,000, or the open-file limit less 128 when that is lower.
     #[arg(long = "max-connections", env = "MAX_CONNECTIONS",
@@ -352,6 +358,10 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 
     /// The operation limits; introspection and suggestions default to on only on loopback.
@@ -550,6 +560,7 @@ mod tests {
     #[test]
     fn connection_limits() {
         assert_eq!(config(&[]).header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config(&[]).write_timeout(), Duration::from_secs(30));
         assert!(Config::try_parse_from(["s", "--header-read-timeout-secs", "0"]).is_err());
         assert_eq!(
             config(&["--max-connections", "50"]).max_client_connections(),

@@ -88,6 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout(),
         max_connections: config.max_client_connections(),
+        write_timeout: config.write_timeout(),
     };
     let address = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(address)
@@ -99,6 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         address = %bound,
         max_connections = options.max_connections,
         header_read_timeout_secs = options.header_read_timeout.as_secs(),
+        write_timeout_secs = options.write_timeout.as_secs(),
         "GraphiQL and the API at http://{bound}/graphql"
     );
     http::serve::serve(listener, app, options, http::shutdown_signal()).await;

@@ -1,5 +1,6 @@
-//! Serving the app on a socket: HTTP/1.1 connections with a deadline for every request head,
-//! a cap on open connections, the peer address for handlers, and graceful shutdown.
+//! Serving the app on a socket: HTTP/1.1 connections with a deadline for every request head
+//! and for every write the client leaves unread, a cap on open connections, the peer address
+//! for handlers, and graceful shutdown.
 //!
 //! `axum::serve` offers none of the limits, so this is its accept loop (as in axum's
 //! `serve-with-hyper` example) with hyper's own settings. HTTP/1.1 only, as `axum::serve` was
@@ -30,6 +31,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
+use tokio_io_timeout::TimeoutStream;
 
 /// Connection limits; see SECURITY.md.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,10 @@ pub struct ServeOptions {
     /// Connections open at once, WebSockets included. Beyond it the server stops accepting:
     /// new connections wait in the kernel's listen backlog until one closes.
     pub max_connections: usize,
+    /// How long a write may wait for the client to read (a response, a WebSocket message)
+    /// before the connection is closed. Without it a client that never reads held its
+    /// answer in the server's memory for as long as it kept the connection open.
+    pub write_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -47,6 +53,7 @@ impl Default for ServeOptions {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -74,9 +81,11 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         if let Some((stream, peer, permit)) = accepted {
+            let mut stream = TimeoutStream::new(stream);
+            stream.set_write_timeout(Some(options.write_timeout));
             let connection = Connection {
                 io: Counted {
-                    stream,
+                    stream: Box::pin(stream),
                     _permit: permit,
                 },
                 peer,
@@ -166,9 +175,11 @@ impl Connection {
 }
 
 /// A connection's socket holding its place under the cap. It moves into a WebSocket on
-/// upgrade, so the place is released when the socket closes, not when HTTP ends.
+/// upgrade, so the place is released when the socket closes, not when HTTP ends. A write
+/// pending past the write timeout fails with `TimedOut`, which closes the connection
+/// (HTTP and WebSocket alike) and frees what was waiting to be sent.
 struct Counted {
-    stream: TcpStream,
+    stream: Pin<Box<TimeoutStream<TcpStream>>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -178,7 +189,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        self.get_mut().stream.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -188,7 +199,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        self.get_mut().stream.as_mut().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -196,7 +207,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        self.get_mut().stream.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -204,10 +215,10 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        self.get_mut().stream.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        self.get_mut().stream.as_mut().poll_shutdown(cx)
     }
 }
