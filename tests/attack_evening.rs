@@ -7,52 +7,14 @@ mod common;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use common::{TestApp, at, code};
-use contacts_server::auth::{Authenticator, JwtSettings};
-use futures_util::{SinkExt, StreamExt};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use common::{
+    TestApp, code,
+    credentials::{READ_KEY, SECRET, WRITE_KEY, jwt_signed, secured},
+    raw_ws::{Socket, connect, receive, send},
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
-};
-
-const READ_KEY: &str = "read-key-0123456789abcdef0123456789abcdef";
-const WRITE_KEY: &str = "write-key-0123456789abcdef0123456789abcdef";
-const SECRET: &str = "the HS256 secret used by these tests, 32+ bytes";
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn authenticator() -> Authenticator {
-    let hashed =
-        |key: &str, scope: &str| format!("{}:{scope}", hex::encode(Sha256::digest(key.as_bytes())));
-    let jwt = JwtSettings {
-        hs256_secret: Some(SECRET.into()),
-        issuer: Some("https://issuer.example".into()),
-        audience: Some("contacts-api".into()),
-        scope_claim: "scope".into(),
-        ..Default::default()
-    };
-    Authenticator::new(&[hashed(READ_KEY, "read"), hashed(WRITE_KEY, "write")], jwt).unwrap()
-}
-
-fn jwt_signed(secret: &str, scope: &str, expires_in: i64) -> String {
-    let t0 = at(common::T0).timestamp();
-    let claims = json!({
-        "sub": "frontend-user", "iss": "https://issuer.example", "aud": "contacts-api",
-        "exp": t0 + expires_in, "scope": scope,
-    });
-    let key = EncodingKey::from_secret(secret.as_bytes());
-    encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
-}
-
-async fn secured(
-    configure: impl FnOnce(contacts_server::http::AppState) -> contacts_server::http::AppState,
-) -> TestApp {
-    TestApp::start_configured(|state| configure(state.with_auth(authenticator()))).await
-}
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
 
 /// Every kind of credential a caller may present.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,47 +91,6 @@ impl Transport {
             Self::LegacyWs => "graphql-ws",
             _ => "graphql-transport-ws",
         }
-    }
-}
-
-/// A raw socket speaking `protocol`.
-async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let mut request = app.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_str(protocol).unwrap(),
-    );
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The next protocol message (pings skipped), a close frame as `{"closed": code}`, or
-/// `{"ended": true}`. The bound only keeps a broken build from hanging.
-async fn receive(socket: &mut Socket) -> Value {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s");
-        return match next {
-            Some(Ok(Message::Text(text))) => {
-                let message: Value = serde_json::from_str(&text).unwrap();
-                if matches!(message["type"].as_str(), Some("ping" | "ka")) {
-                    continue;
-                }
-                message
-            }
-            Some(Ok(Message::Close(frame))) => {
-                json!({ "closed": frame.map_or(0, |f| u16::from(f.code)) })
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => json!({ "ended": true }),
-        };
     }
 }
 

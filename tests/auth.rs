@@ -4,37 +4,22 @@
 mod common;
 
 use chrono::TimeDelta;
-use common::{TestApp, at, code};
-use contacts_server::auth::{Authenticator, JwtSettings};
+use common::{
+    TestApp, at, code,
+    credentials::{self, READ_KEY, SECRET, WRITE_KEY},
+};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 
-const READ_KEY: &str = "read-key-0123456789abcdef0123456789abcdef";
-const WRITE_KEY: &str = "write-key-0123456789abcdef0123456789abcdef";
-const SECRET: &str = "the HS256 secret used by these tests, 32+ bytes";
 const QUERY: &str = "{ contactStats { total } }";
 const MUTATION: &str =
     "mutation { createContact(input: { phoneNumber: \"+56912345678\" }) { contact { id } } }";
 
-fn hashed(key: &str, scope: &str) -> String {
-    format!("{}:{scope}", hex::encode(Sha256::digest(key.as_bytes())))
-}
-
 async fn secured() -> TestApp {
-    let jwt = JwtSettings {
-        hs256_secret: Some(SECRET.into()),
-        issuer: Some("https://issuer.example".into()),
-        audience: Some("contacts-api".into()),
-        scope_claim: "scope".into(),
-        ..Default::default()
-    };
-    let auth =
-        Authenticator::new(&[hashed(READ_KEY, "read"), hashed(WRITE_KEY, "write")], jwt).unwrap();
-    TestApp::start_with_auth(auth).await
+    TestApp::start_with_auth(credentials::authenticator()).await
 }
 
 /// A JWT valid around the test clock's start, with `overrides` applied (`null` removes a claim).

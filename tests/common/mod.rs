@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod credentials;
 pub mod logs;
 pub mod process;
+pub mod raw_ws;
 pub mod webhook;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
