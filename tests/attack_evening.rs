@@ -10,7 +10,7 @@ use chrono::TimeDelta;
 use common::{
     TestApp, code,
     credentials::{READ_KEY, SECRET, WRITE_KEY, jwt_signed, secured},
-    raw_ws::{Socket, connect, receive, send},
+    raw_ws::{self, Socket, receive, send},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -96,13 +96,7 @@ impl Transport {
 
 /// A socket on `protocol` after `connection_init` with `payload`, or the refusal.
 async fn init(app: &TestApp, protocol: &str, payload: Value) -> Result<Socket, Value> {
-    let mut socket = connect(app, protocol).await;
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": payload }),
-    )
-    .await;
-    let reply = receive(&mut socket).await;
+    let (socket, reply) = raw_ws::init(app, protocol, payload).await;
     if reply["type"] == "connection_ack" {
         Ok(socket)
     } else {

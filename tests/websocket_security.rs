@@ -10,7 +10,7 @@ use chrono::TimeDelta;
 use common::{
     TestApp, code,
     credentials::{READ_KEY, SECRET, WRITE_KEY, jwt_signed, secured},
-    raw_ws::{Socket, connect, receive, send},
+    raw_ws::{Socket, connect, init, receive, send},
 };
 use contacts_server::{graphql::Limits, http::WebSocketLimits};
 use futures_util::SinkExt;
@@ -36,18 +36,6 @@ async fn contacts_total(app: &TestApp) -> Value {
         .await
         .unwrap();
     response.json::<Value>().await.unwrap()["data"]["contactStats"]["total"].clone()
-}
-
-/// Opens a connection on `protocol` with `payload` in `connection_init`; the reply.
-async fn init(app: &TestApp, protocol: &str, payload: Value) -> (Socket, Value) {
-    let mut socket = connect(app, protocol).await;
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": payload }),
-    )
-    .await;
-    let reply = receive(&mut socket).await;
-    (socket, reply)
 }
 
 /// Starts operation `id` in either protocol's words.

@@ -24,6 +24,18 @@ pub async fn connect(app: &TestApp, protocol: &str) -> Socket {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
+/// Opens a connection on `protocol` with `payload` in `connection_init`; the reply.
+pub async fn init(app: &TestApp, protocol: &str, payload: Value) -> (Socket, Value) {
+    let mut socket = connect(app, protocol).await;
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await;
+    let reply = receive(&mut socket).await;
+    (socket, reply)
+}
+
 pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
