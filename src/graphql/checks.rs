@@ -82,6 +82,8 @@ impl Extension for RequestChecks {
         self.policy.authorise(admitted, request)
     }
 
+    /// Runs even for a document the limits already parsed: async-graphql checks directives
+    /// per field and recursion depth here, and their refusals need a code too.
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
