@@ -48,6 +48,43 @@ async fn ten_concurrent_creates_of_one_number_one_wins_the_rest_conflict() {
     assert_eq!(created, 1);
     let stats = app.data("{ contactStats { total } }", json!({})).await;
     assert_eq!(stats["contactStats"]["total"], 1);
+    // The losers logged nothing: one change, the winner's creation.
+    let feed = app
+        .data(
+            "{ contactChanges { nodes { kind contact { phoneNumber } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        feed["contactChanges"]["nodes"],
+        json!([{ "kind": "CREATED", "contact": { "phoneNumber": "+56912345678" } }])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_whatsapp_user_id_name_that_field_in_the_conflict() {
+    let app = Arc::new(TestApp::start().await);
+    let results = concurrently(8, |i| {
+        let app = app.clone();
+        let input = json!({ "phoneNumber": format!("+5691234{i:04}"), "whatsappUserId": "US.13491208655302741918" });
+        async move { app.post(common::CREATE, json!({ "input": input })).await }
+    })
+    .await;
+    let mut created = 0;
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        match body.get("errors") {
+            None => created += 1,
+            Some(errors) => {
+                assert_eq!(code(&errors[0]), "CONFLICT", "{body}");
+                assert_eq!(
+                    errors[0]["extensions"]["field"], "input.whatsappUserId",
+                    "{body}"
+                );
+            }
+        }
+    }
+    assert_eq!(created, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,7 +18,8 @@ pub struct Model {
     /// The contact as the writing transaction left it (a serialised `contact::Model`); null
     /// for a delete.
     pub contact: Option<Json>,
-    /// When the change was committed (the service's clock, read under the log's write order).
+    /// When the change was committed (the service's clock, read just before the log's write
+    /// order is fixed).
     pub at: DateTimeUtc,
 }
 
