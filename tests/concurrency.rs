@@ -20,6 +20,22 @@ where
     results
 }
 
+/// How many of `results` created a contact; every other one must be a CONFLICT on `field`.
+fn created_or_conflicted(results: &[(reqwest::StatusCode, Value)], field: &str) -> usize {
+    let mut created = 0;
+    for (status, body) in results {
+        assert_eq!(*status, 200, "{body}");
+        match body.get("errors") {
+            None => created += 1,
+            Some(errors) => {
+                assert_eq!(code(&errors[0]), "CONFLICT", "{body}");
+                assert_eq!(errors[0]["extensions"]["field"], field, "{body}");
+            }
+        }
+    }
+    created
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_creates_of_one_number_one_wins_the_rest_conflict() {
     let app = Arc::new(TestApp::start().await);
@@ -37,15 +53,7 @@ async fn ten_concurrent_creates_of_one_number_one_wins_the_rest_conflict() {
         }
     })
     .await;
-    let mut created = 0;
-    for (status, body) in &results {
-        assert_eq!(*status, 200, "{body}");
-        match body.get("errors") {
-            None => created += 1,
-            Some(errors) => assert_eq!(code(&errors[0]), "CONFLICT", "{body}"),
-        }
-    }
-    assert_eq!(created, 1);
+    assert_eq!(created_or_conflicted(&results, "input.phoneNumber"), 1);
     let stats = app.data("{ contactStats { total } }", json!({})).await;
     assert_eq!(stats["contactStats"]["total"], 1);
     // The losers logged nothing: one change, the winner's creation.
@@ -70,21 +78,7 @@ async fn concurrent_creates_of_one_whatsapp_user_id_name_that_field_in_the_confl
         async move { app.post(common::CREATE, json!({ "input": input })).await }
     })
     .await;
-    let mut created = 0;
-    for (status, body) in &results {
-        assert_eq!(*status, 200, "{body}");
-        match body.get("errors") {
-            None => created += 1,
-            Some(errors) => {
-                assert_eq!(code(&errors[0]), "CONFLICT", "{body}");
-                assert_eq!(
-                    errors[0]["extensions"]["field"], "input.whatsappUserId",
-                    "{body}"
-                );
-            }
-        }
-    }
-    assert_eq!(created, 1);
+    assert_eq!(created_or_conflicted(&results, "input.whatsappUserId"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
