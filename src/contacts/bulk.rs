@@ -388,33 +388,39 @@ fn merged(contact: &NewContact, current: &Model) -> Model {
     }
 }
 
-/// One multi-row INSERT of new and changed rows, changed ones resolved on the phone number.
-/// On SQLite the new rows go in a statement of their own, `INSERT OR FAIL`: a statement that
-/// may abort makes SQLite copy every page it touches into a statement journal first, which
-/// for a multi-row insert costs about as much as the insert. A failing row still fails the
-/// whole transaction (the engine then writes the rows one by one), so nothing is lost.
+/// Two multi-row INSERTs: the new rows, then the changed ones resolved on the phone number.
+///
+/// The new rows are a plain insert, never an upsert: they were read as absent, and another
+/// writer may have committed the number since (PostgreSQL's transactions overlap). An upsert
+/// would then overwrite that writer's contact while the log names an id no contact has; the
+/// insert's unique violation instead fails the whole transaction, and the engine writes the
+/// rows again one by one, reading the number anew, so nothing is lost or logged wrongly.
+/// On SQLite the insert is `INSERT OR FAIL`: a statement that may abort makes SQLite copy
+/// every page it touches into a statement journal first, which for a multi-row insert costs
+/// about as much as the insert.
 async fn write_rows<C: ConnectionTrait>(
     conn: &C,
     created: Vec<Model>,
     changed: Vec<Model>,
 ) -> AppResult<()> {
     let backend = conn.get_database_backend();
-    let (fresh, upserted) = if backend == DbBackend::Sqlite {
-        (created, changed)
-    } else {
-        (Vec::new(), created.into_iter().chain(changed).collect())
-    };
-    if !fresh.is_empty() {
-        let rows = fresh
+    if !created.is_empty() {
+        let rows = created
             .into_iter()
             .map(|row| row.into_active_model().reset_all());
         let statement = backend.build(&Entity::insert_many(rows).into_query());
-        let sql = statement
-            .sql
-            .replacen("INSERT INTO", "INSERT OR FAIL INTO", 1);
-        conn.execute_raw(Statement { sql, ..statement }).await?;
+        let statement = match backend {
+            DbBackend::Sqlite => Statement {
+                sql: statement
+                    .sql
+                    .replacen("INSERT INTO", "INSERT OR FAIL INTO", 1),
+                ..statement
+            },
+            _ => statement,
+        };
+        conn.execute_raw(statement).await?;
     }
-    if upserted.is_empty() {
+    if changed.is_empty() {
         return Ok(());
     }
     let on_conflict = OnConflict::column(Column::PhoneNumber)
@@ -426,7 +432,7 @@ async fn write_rows<C: ConnectionTrait>(
             Column::UpdatedAt,
         ])
         .to_owned();
-    let rows = upserted
+    let rows = changed
         .into_iter()
         .map(|row| row.into_active_model().reset_all());
     Entity::insert_many(rows)
