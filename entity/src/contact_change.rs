@@ -18,8 +18,8 @@ pub struct Model {
     /// The contact as the writing transaction left it (a serialised `contact::Model`); null
     /// for a delete.
     pub contact: Option<Json>,
-    /// When the change was committed (the service's clock, read just before the log's write
-    /// order is fixed).
+    /// When the change was committed: the service's clock, never earlier than the change
+    /// before it (see `contacts::changelog`).
     pub at: DateTimeUtc,
 }
 

@@ -12,6 +12,7 @@ mod m20261126_000006_change_log;
 mod m20261126_000007_webhook_positions;
 mod m20261126_000008_contact_counters;
 mod m20261126_000009_sqlite_metadata_entries;
+mod m20261127_000001_change_log_order;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_webhook_positions::Migration),
             Box::new(m20261126_000008_contact_counters::Migration),
             Box::new(m20261126_000009_sqlite_metadata_entries::Migration),
+            Box::new(m20261127_000001_change_log_order::Migration),
         ]
     }
 }

@@ -24,9 +24,12 @@
 //! write throughput of all instances. Taken by a statement of its own, the section was three
 //! round trips (lock, insert, commit); inside the insert it is the insert's tail and the
 //! commit. A create with nothing else to write ([`create_logged`]) is one autocommit
-//! statement, so its section never leaves the server. The change's `at` is read just before
-//! that statement, so two concurrent writes may log their `at` a lock wait out of order;
-//! positions, which readers follow, stay in commit order.
+//! statement, so its section never leaves the server. The lock is taken by the SQL function
+//! `contact_changes_ordered_at` (migration `m20261127_000001_change_log_order`), which also
+//! settles the change's `at`: the service's clock, read before the statement, or the newest
+//! time already logged if that is later. The statement's own snapshot predates the lock
+//! wait; the function's query runs after it, so `at` never goes back along positions even
+//! when a write waited (on the lock or on another writer's unique key).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{
@@ -90,7 +93,7 @@ impl LoggedChange {
 }
 
 /// Appends `changes` to the log inside `txn`, each with the contact as `txn` left it, all at
-/// `now()` read just before the log's order is fixed (see the module docs).
+/// `now()` (on PostgreSQL, or the newest time already logged if later: see the module docs).
 pub(super) async fn append(
     txn: &DatabaseTransaction,
     changes: &[ContactChange],
@@ -146,44 +149,46 @@ impl LogRow<'_> {
 }
 
 /// PostgreSQL: inserts `rows` into the log, taking the log's lock first in the same statement
-/// (the join cannot yield a row, so no position is drawn, before the lock is held).
+/// (the join cannot yield a row, so no position is drawn, before the lock is held), at the
+/// time `contact_changes_ordered_at` settles once the lock is held (see the module docs).
 fn locked_insert(rows: &[LogRow]) -> Statement {
-    let mut values: Vec<sea_orm::Value> = vec![LOCK_CLASS.into()];
+    let at = rows.first().map(|row| row.at);
+    let mut values: Vec<sea_orm::Value> = vec![LOCK_CLASS.into(), at.into()];
     let mut tuples = Vec::new();
     for row in rows {
         let n = values.len();
         tuples.push(format!(
-            "(${}::text, ${}::uuid, ${}::uuid, ${}::json, ${}::timestamptz)",
+            "(${}::text, ${}::uuid, ${}::uuid, ${}::json)",
             n + 1,
             n + 2,
             n + 3,
-            n + 4,
-            n + 5
+            n + 4
         ));
         values.extend([
             row.change.kind.name().into(),
             row.change.contact_id.into(),
             row.change.merged_contact_id.into(),
             row.contact.clone().into(),
-            row.at.into(),
         ]);
     }
     Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
             "INSERT INTO contact_changes (kind, contact_id, merged_contact_id, contact, at) \
-             SELECT v.* FROM (SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))) \
-             AS ordered CROSS JOIN (VALUES {}) AS v",
+             SELECT v.kind, v.contact_id, v.merged_contact_id, v.contact, ordered.at \
+             FROM (SELECT contact_changes_ordered_at($1, $2::timestamptz) AS at) AS ordered \
+             CROSS JOIN (VALUES {}) AS v (kind, contact_id, merged_contact_id, contact)",
             tuples.join(", ")
         ),
         values,
     )
 }
 
-/// PostgreSQL: inserts `row` (a new contact, every column set) and logs its creation at `at`,
-/// in one autocommit statement, the log's lock taken after the contact is in (so a wait on
-/// its unique keys happens outside the lock) and held only for the statement's tail and its
-/// commit. Returns the contact as stored.
+/// PostgreSQL: inserts `row` (a new contact, every column set) and logs its creation, in one
+/// autocommit statement. The log's lock is taken after the contact is in (so a wait on its
+/// unique keys happens outside the lock) and held only for the statement's tail and its
+/// commit; the change's time is `at`, or a later one already logged (see the module docs).
+/// Returns the contact as stored.
 pub(super) async fn create_logged(
     conn: &DatabaseConnection,
     row: contact::Model,
@@ -197,14 +202,14 @@ pub(super) async fn create_logged(
     values.extend([
         ChangeKind::Created.name().into(),
         Some(snapshot).into(),
-        at.into(),
         LOCK_CLASS.into(),
+        at.into(),
     ]);
     let sql = format!(
         "WITH created AS ({} RETURNING *), \
          logged AS (INSERT INTO contact_changes (kind, contact_id, contact, at) \
-         SELECT ${}::text, created.id, ${}::json, ${}::timestamptz FROM created \
-         CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock(${}, hashtext(current_schema())) \
+         SELECT ${}::text, created.id, ${}::json, ordered.at FROM created \
+         CROSS JOIN LATERAL (SELECT contact_changes_ordered_at(${}, ${}::timestamptz) AS at \
          WHERE created.id IS NOT NULL) AS ordered) \
          SELECT * FROM created",
         insert.sql,
