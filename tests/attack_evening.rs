@@ -9,66 +9,12 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use common::{
     TestApp, code,
-    credentials::{READ_KEY, SECRET, WRITE_KEY, jwt_signed, secured},
+    credentials::{Credential, READ_KEY, SECRET, jwt_signed, secured},
     raw_ws::{self, Socket, receive, send},
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
-
-/// Every kind of credential a caller may present.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Credential {
-    Nothing,
-    WrongKey,
-    ReadKey,
-    WriteKey,
-    ReadJwt,
-    WriteJwt,
-    ExpiredJwt,
-    ForgedJwt,
-}
-
-const CREDENTIALS: [Credential; 8] = [
-    Credential::Nothing,
-    Credential::WrongKey,
-    Credential::ReadKey,
-    Credential::WriteKey,
-    Credential::ReadJwt,
-    Credential::WriteJwt,
-    Credential::ExpiredJwt,
-    Credential::ForgedJwt,
-];
-
-impl Credential {
-    /// The HTTP header carrying it.
-    fn header(self) -> Option<(&'static str, String)> {
-        let bearer = |token: String| Some(("authorization", format!("Bearer {token}")));
-        match self {
-            Self::Nothing => None,
-            Self::WrongKey => Some(("x-api-key", "wrong-key-0123456789abcdef0123456789".into())),
-            Self::ReadKey => Some(("x-api-key", READ_KEY.into())),
-            Self::WriteKey => Some(("x-api-key", WRITE_KEY.into())),
-            Self::ReadJwt => bearer(jwt_signed(SECRET, "read", 3600)),
-            Self::WriteJwt => bearer(jwt_signed(SECRET, "read write", 3600)),
-            Self::ExpiredJwt => bearer(jwt_signed(SECRET, "read write", -3600)),
-            Self::ForgedJwt => bearer(jwt_signed(
-                "another secret of thirty-two bytes or more!",
-                "read write",
-                3600,
-            )),
-        }
-    }
-
-    /// The `connection_init` payload carrying it.
-    fn payload(self) -> Value {
-        match self.header() {
-            None => json!({}),
-            Some(("x-api-key", key)) => json!({ "apiKey": key }),
-            Some((_, value)) => json!({ "Authorization": value }),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Transport {
@@ -289,7 +235,7 @@ async fn every_credential_on_every_transport_gets_the_rules_answer() {
     let mut writes = 1;
     let mut wrong = Vec::new();
     for transport in TRANSPORTS {
-        for credential in CREDENTIALS {
+        for credential in Credential::ALL {
             phone += 1;
             let got = [
                 answer(&app, transport, credential, QUERY, json!({})).await,

@@ -15,7 +15,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, code, on_postgres};
+use common::{TestApp, code, credentials::Credential, on_postgres};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -956,56 +956,6 @@ async fn odd_valid_creates_log_exactly_the_stored_contact_on_both_paths() {
     }
     assert_eq!(answers[0]["metadata"], metadata);
     assert_eq!(answers[0]["createdAt"], "2026-11-24T12:00:00.123456Z");
-}
-
-/// Every kind of credential a caller may present.
-#[derive(Debug, Clone, Copy)]
-enum Credential {
-    Nothing,
-    WrongKey,
-    ReadKey,
-    WriteKey,
-    ReadJwt,
-    WriteJwt,
-    ExpiredJwt,
-    ForgedJwt,
-}
-
-impl Credential {
-    const ALL: [Self; 8] = [
-        Self::Nothing,
-        Self::WrongKey,
-        Self::ReadKey,
-        Self::WriteKey,
-        Self::ReadJwt,
-        Self::WriteJwt,
-        Self::ExpiredJwt,
-        Self::ForgedJwt,
-    ];
-
-    fn header(self) -> Option<(&'static str, String)> {
-        use common::credentials::{READ_KEY, SECRET, WRITE_KEY, jwt_signed};
-        let bearer = |token: String| Some(("authorization", format!("Bearer {token}")));
-        let forged = "another secret of thirty-two bytes or more!";
-        match self {
-            Self::Nothing => None,
-            Self::WrongKey => Some(("x-api-key", "wrong-key-0123456789abcdef0123456789".into())),
-            Self::ReadKey => Some(("x-api-key", READ_KEY.into())),
-            Self::WriteKey => Some(("x-api-key", WRITE_KEY.into())),
-            Self::ReadJwt => bearer(jwt_signed(SECRET, "read", 3600)),
-            Self::WriteJwt => bearer(jwt_signed(SECRET, "read write", 3600)),
-            Self::ExpiredJwt => bearer(jwt_signed(SECRET, "read write", -3600)),
-            Self::ForgedJwt => bearer(jwt_signed(forged, "read write", 3600)),
-        }
-    }
-
-    fn payload(self) -> Value {
-        match self.header() {
-            None => json!({}),
-            Some(("x-api-key", key)) => json!({ "apiKey": key }),
-            Some((_, value)) => json!({ "Authorization": value }),
-        }
-    }
 }
 
 /// Runs `query` over `transport` ("POST", "GET", or a WebSocket protocol) with `credential`:

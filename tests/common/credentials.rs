@@ -2,7 +2,7 @@
 //! and HS256 JWTs signed with a test secret, all accepted by [`authenticator`].
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use contacts_server::auth::{Authenticator, JwtSettings};
@@ -44,4 +44,55 @@ pub async fn secured(
     configure: impl FnOnce(contacts_server::http::AppState) -> contacts_server::http::AppState,
 ) -> TestApp {
     TestApp::start_configured(|state| configure(state.with_auth(authenticator()))).await
+}
+
+/// Every kind of credential a caller may present, for the attack tests' matrices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Credential {
+    Nothing,
+    WrongKey,
+    ReadKey,
+    WriteKey,
+    ReadJwt,
+    WriteJwt,
+    ExpiredJwt,
+    ForgedJwt,
+}
+
+impl Credential {
+    pub const ALL: [Self; 8] = [
+        Self::Nothing,
+        Self::WrongKey,
+        Self::ReadKey,
+        Self::WriteKey,
+        Self::ReadJwt,
+        Self::WriteJwt,
+        Self::ExpiredJwt,
+        Self::ForgedJwt,
+    ];
+
+    /// The HTTP header carrying it.
+    pub fn header(self) -> Option<(&'static str, String)> {
+        let bearer = |token: String| Some(("authorization", format!("Bearer {token}")));
+        let forged = "another secret of thirty-two bytes or more!";
+        match self {
+            Self::Nothing => None,
+            Self::WrongKey => Some(("x-api-key", "wrong-key-0123456789abcdef0123456789".into())),
+            Self::ReadKey => Some(("x-api-key", READ_KEY.into())),
+            Self::WriteKey => Some(("x-api-key", WRITE_KEY.into())),
+            Self::ReadJwt => bearer(jwt_signed(SECRET, "read", 3600)),
+            Self::WriteJwt => bearer(jwt_signed(SECRET, "read write", 3600)),
+            Self::ExpiredJwt => bearer(jwt_signed(SECRET, "read write", -3600)),
+            Self::ForgedJwt => bearer(jwt_signed(forged, "read write", 3600)),
+        }
+    }
+
+    /// The `connection_init` payload carrying it.
+    pub fn payload(self) -> Value {
+        match self.header() {
+            None => json!({}),
+            Some(("x-api-key", key)) => json!({ "apiKey": key }),
+            Some((_, value)) => json!({ "Authorization": value }),
+        }
+    }
 }
