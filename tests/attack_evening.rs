@@ -108,6 +108,24 @@ async fn run(
     run_named(app, transport, credential, query, variables, None).await
 }
 
+/// Operation `operation` of `doc`, without variables, with the read key.
+async fn read_named(
+    app: &TestApp,
+    transport: Transport,
+    doc: &str,
+    operation: &str,
+) -> (String, Value) {
+    run_named(
+        app,
+        transport,
+        Credential::ReadKey,
+        doc,
+        json!({}),
+        Some(operation),
+    )
+    .await
+}
+
 /// [`run`] with an `operationName`.
 async fn run_named(
     app: &TestApp,
@@ -864,15 +882,7 @@ async fn a_bomb_behind_a_harmless_operation_is_refused_by_name_too() {
     for transport in TRANSPORTS {
         for operation in ["A", "B", "A", "B"] {
             let started = std::time::Instant::now();
-            let (_, body) = run_named(
-                &app,
-                transport,
-                Credential::ReadKey,
-                &doc,
-                json!({}),
-                Some(operation),
-            )
-            .await;
+            let (_, body) = read_named(&app, transport, &doc, operation).await;
             let took = started.elapsed();
             assert_eq!(
                 outcome(&body),
@@ -898,15 +908,7 @@ async fn a_cached_documents_counts_are_charged_for_the_operation_named() {
     let doc = format!("query A {{ contactStats {{ total }} }} query B {{ {counts} }}");
     for transport in TRANSPORTS {
         for (operation, wanted) in [("A", "ok"), ("B", "GRAPHQL_VALIDATION_FAILED")] {
-            let (_, body) = run_named(
-                &app,
-                transport,
-                Credential::ReadKey,
-                &doc,
-                json!({}),
-                Some(operation),
-            )
-            .await;
+            let (_, body) = read_named(&app, transport, &doc, operation).await;
             assert_eq!(outcome(&body), wanted, "{transport:?} {operation}: {body}");
         }
     }
