@@ -17,7 +17,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
     sqlx::{
         self,
-        postgres::{PgConnectOptions, PgPoolOptions},
+        postgres::PgConnectOptions,
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
     },
 };
@@ -207,7 +207,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
     if in_memory {
         // Every in-memory connection is its own database: one connection does everything.
-        let pool = with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
+        let pool = with_deadline(pooled(), options.statement_timeout)
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(base)
@@ -224,7 +224,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
     let write = open_while_busy(options.busy_timeout, || {
-        with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
+        with_deadline(pooled(), options.statement_timeout)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
@@ -233,7 +233,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     .await
     .context("opening the SQLite database")?;
     let read = open_while_busy(options.busy_timeout, || {
-        with_deadline(SqlitePoolOptions::new(), options.statement_timeout)
+        with_deadline(pooled(), options.statement_timeout)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(file.clone().read_only(true))
@@ -293,6 +293,29 @@ where
     }
 }
 
+/// A connection idle for less than this is handed out without a ping: it answered one when it
+/// came back to the pool (sqlx pings every connection on release), moments ago. HikariCP
+/// skips its check within 500 ms of last use for the same reason.
+const IDLE_BEFORE_PING: Duration = Duration::from_millis(500);
+
+/// Pool options shared by every pool. sqlx's default pings each connection before handing it
+/// out as well as when it comes back: two exchanges with the connection per statement besides
+/// the statement itself (a round trip to PostgreSQL; a wake-up of SQLite's connection thread).
+/// Only a connection that sat idle is pinged here, to catch one the server or a proxy closed
+/// meanwhile.
+fn pooled<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// Gives every SQLite connection the statement deadline `timeout` ([`sqlite_deadline`]).
 fn with_deadline(pool: SqlitePoolOptions, timeout: Duration) -> SqlitePoolOptions {
     if timeout.is_zero() {
@@ -313,7 +336,7 @@ async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
             ("statement_timeout", statement_timeout),
             ("lock_timeout", lock_timeout),
         ]);
-    let pool = PgPoolOptions::new()
+    let pool = pooled::<sqlx::Postgres>()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)

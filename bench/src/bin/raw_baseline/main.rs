@@ -26,10 +26,10 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sqlx::{
-    postgres::{PgPool, PgPoolOptions},
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
+    Postgres, Sqlite,
+    pool::PoolOptions,
+    postgres::PgPool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous},
     types::Json as SqlJson,
 };
 use uuid::Uuid;
@@ -178,7 +178,8 @@ async fn stats(State(db): State<Db>) -> Result<Json<StatsAnswer>, Failed> {
 }
 
 /// The pools, configured as contacts-server's (src/db.rs): on SQLite WAL with
-/// `synchronous = FULL`, so both sides pay the same sync per commit.
+/// `synchronous = FULL`, so both sides pay the same sync per commit; a connection pinged
+/// before use only after sitting idle (sqlx pings every one by default).
 async fn connect(url: &str) -> anyhow::Result<Db> {
     let acquire = Duration::from_secs(5);
     if url.starts_with("sqlite:") {
@@ -187,21 +188,21 @@ async fn connect(url: &str) -> anyhow::Result<Db> {
             .foreign_keys(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let write = SqlitePoolOptions::new()
+        let write = pooled::<Sqlite>()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(acquire)
             .connect_with(file.clone())
             .await
             .context("opening the SQLite database")?;
-        let read = SqlitePoolOptions::new()
+        let read = pooled::<Sqlite>()
             .max_connections(CONNECTIONS)
             .acquire_timeout(acquire)
             .connect_with(file.read_only(true))
             .await?;
         return Ok(Db::Sqlite { read, write });
     }
-    let pool = PgPoolOptions::new()
+    let pool = pooled::<Postgres>()
         .max_connections(CONNECTIONS)
         .acquire_timeout(acquire)
         .connect(url)
@@ -232,4 +233,19 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// The server's pool options (src/db.rs `pooled`), written out here: the ceiling uses nothing
+/// of the server's.
+fn pooled<DB: sqlx::Database>() -> PoolOptions<DB> {
+    PoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_millis(500) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
