@@ -1,20 +1,28 @@
 //! The `Contact` object and the `Node` interface.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
-use async_graphql::{Context, ID, Interface, Object, Result};
+use async_graphql::{
+    ContainerType, Context, ContextSelectionSet, ID, Interface, Object, ObjectType, OutputType,
+    Positioned, Result, ScalarType, ServerResult, Value, parser::types::Field, registry::Registry,
+};
 use chrono::{DateTime, Utc};
 use entity::{contact::Model, marketing_preference, whatsapp_window};
 
 use super::{
     messaging::{MessagingLoader, MessagingPolicy, WhatsappWindow},
+    plain_fields,
     scalars::{MetadataMap, Timestamp},
     service,
 };
 use crate::contacts::{metadata::Metadata, policy, window, windows};
 
-/// A person reachable on WhatsApp.
-pub struct Contact {
+/// A person reachable on WhatsApp: the schema's `Contact`. Its fields are [`ContactFields`]'s;
+/// a selection of plain fields only is written directly ([`plain_fields`]).
+pub struct Contact(ContactFields);
+
+/// What a contact's fields are resolved from.
+pub struct ContactFields {
     row: Model,
     /// The request's "now", so every field and the SQL filter agree on the window.
     now: DateTime<Utc>,
@@ -25,32 +33,100 @@ pub struct Contact {
 impl Contact {
     pub fn new(row: Model, now: DateTime<Utc>) -> Self {
         let messaging = MessagingLoader::for_contacts(vec![row.id]);
-        Self {
+        Self(ContactFields {
             row,
             now,
             messaging,
-        }
+        })
     }
 
     /// A contact shown with others that share `messaging` (a page of the change feed).
     pub fn sharing(row: Model, now: DateTime<Utc>, messaging: Arc<MessagingLoader>) -> Self {
-        Self {
+        Self(ContactFields {
             row,
             now,
             messaging,
-        }
+        })
     }
 
     /// The contacts of one page, sharing one loader.
     pub fn page(rows: &[Model], now: DateTime<Utc>) -> Vec<Self> {
         let messaging = MessagingLoader::for_contacts(rows.iter().map(|row| row.id).collect());
         rows.iter()
-            .map(|row| Self {
-                row: row.clone(),
-                now,
-                messaging: messaging.clone(),
+            .map(|row| {
+                Self(ContactFields {
+                    row: row.clone(),
+                    now,
+                    messaging: messaging.clone(),
+                })
             })
             .collect()
+    }
+
+    /// The `Node` interface's field, which its derive calls on each variant.
+    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
+        self.0.id(ctx).await
+    }
+}
+
+impl OutputType for Contact {
+    fn type_name() -> Cow<'static, str> {
+        ContactFields::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        ContactFields::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plain_fields::resolve(&self.0, ctx) {
+            Some(value) => Ok(value),
+            None => self.0.resolve(ctx, field).await,
+        }
+    }
+}
+
+impl ContainerType for Contact {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        self.0.resolve_field(ctx).await
+    }
+}
+
+impl ObjectType for Contact {}
+
+impl ContactFields {
+    /// The value of a field that takes no argument and has no sub-selection, when it needs
+    /// nothing but the row: what the resolver of the same name below answers.
+    pub(super) fn plain_field(&self, name: &str) -> Option<Value> {
+        let row = &self.row;
+        let text = |value: &Option<String>| value.as_deref().map_or(Value::Null, Value::from);
+        let time = |value: DateTime<Utc>| Timestamp(value).to_value();
+        Some(match name {
+            "__typename" => Value::from(Self::type_name().into_owned()),
+            "id" => Value::from(row.id.to_string()),
+            "phoneNumber" => text(&row.phone_number),
+            "countryCode" => text(&row.country_code),
+            "lastWhatsappMessageAt" => row.last_whatsapp_message_at.map_or(Value::Null, time),
+            "whatsappWindowOpen" => {
+                Value::from(window::is_open(row.last_whatsapp_message_at, self.now))
+            }
+            "whatsappWindowExpiresAt" => {
+                window::expires_at(row.last_whatsapp_message_at).map_or(Value::Null, time)
+            }
+            "blocked" => Value::from(row.blocked),
+            "metadata" => MetadataMap::value_of_stored(&row.metadata),
+            "whatsappUserId" => text(&row.whatsapp_user_id),
+            "parentWhatsappUserId" => text(&row.parent_whatsapp_user_id),
+            "whatsappUsername" => text(&row.whatsapp_username),
+            "whatsappProfileName" => text(&row.whatsapp_profile_name),
+            "createdAt" => time(row.created_at),
+            "updatedAt" => time(row.updated_at),
+            _ => return None,
+        })
     }
 
     async fn windows<'a>(&'a self, ctx: &Context<'a>) -> Result<&'a [whatsapp_window::Model]> {
@@ -85,8 +161,8 @@ pub enum Node {
     Contact(Contact),
 }
 
-#[Object]
-impl Contact {
+#[Object(name = "Contact")]
+impl ContactFields {
     /// Time-ordered UUID (v7), immutable.
     async fn id(&self) -> ID {
         ID(self.row.id.to_string())

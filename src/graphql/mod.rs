@@ -13,6 +13,7 @@ mod messaging;
 mod mutation;
 pub mod operation;
 pub mod outcome;
+mod plain_fields;
 pub mod policy;
 mod query;
 pub mod scalars;

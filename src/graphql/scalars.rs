@@ -1,6 +1,8 @@
 //! Custom scalars: `DateTime` (RFC 3339, UTC, `Z`) and `Metadata` (a JSON object of strings).
 
-use async_graphql::{Description, InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{
+    Description, InputValueError, InputValueResult, Name, Scalar, ScalarType, Value,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json};
 
@@ -67,6 +69,28 @@ impl ScalarType for MetadataMap {
     }
 }
 
+impl MetadataMap {
+    /// Stored metadata as the value `Metadata::from_stored`, then this scalar, would write
+    /// (string values only, keys in order), built directly: on a page of contacts the two maps
+    /// and the JSON between them were half the cost of the plain fields.
+    pub fn value_of_stored(stored: &Json) -> Value {
+        let Some(object) = stored.as_object() else {
+            return Value::Object(Default::default());
+        };
+        let mut entries: Vec<(&String, &str)> = object
+            .iter()
+            .filter_map(|(key, value)| value.as_str().map(|text| (key, text)))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        Value::Object(
+            entries
+                .into_iter()
+                .map(|(key, text)| (Name::new(key), Value::String(text.to_owned())))
+                .collect(),
+        )
+    }
+}
+
 impl From<&Metadata> for MetadataMap {
     fn from(metadata: &Metadata) -> Self {
         match metadata.to_json() {
@@ -79,6 +103,22 @@ impl From<&Metadata> for MetadataMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_metadata_is_written_as_the_scalar_writes_it() {
+        let stored =
+            serde_json::json!({ "z": "1", "a": "2", "n": 3, "m": null, "é": "x", "": "e" });
+        let direct = MetadataMap::value_of_stored(&stored);
+        let through_maps = MetadataMap::from(&Metadata::from_stored(&stored)).to_value();
+        // As written to the response: the same keys in the same order.
+        let written = |value: &Value| serde_json::to_string(value).unwrap();
+        assert_eq!(written(&direct), written(&through_maps));
+        assert_eq!(written(&direct), r#"{"":"e","a":"2","z":"1","é":"x"}"#);
+        for odd in [serde_json::json!([]), serde_json::json!("text"), Json::Null] {
+            let through_maps = MetadataMap::from(&Metadata::from_stored(&odd)).to_value();
+            assert_eq!(MetadataMap::value_of_stored(&odd), through_maps);
+        }
+    }
 
     #[test]
     fn datetime_is_written_in_utc_with_z() {
