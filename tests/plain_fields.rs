@@ -16,14 +16,7 @@ const PLAIN: &str = "__typename id phoneNumber countryCode lastWhatsappMessageAt
 
 /// The response body as sent, so the order of keys is compared too.
 async fn body(app: &TestApp, query: &str, variables: Value) -> String {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("content-type", "application/json")
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request");
+    let response = app.send(query, variables).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("body");
     assert!(!text.contains("\"errors\""), "{text}");

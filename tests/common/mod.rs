@@ -198,16 +198,20 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// POSTs a GraphQL request and returns the JSON body (any status).
-    pub async fn post(&self, query: &str, variables: Value) -> (reqwest::StatusCode, Value) {
-        let response = self
-            .client
+    /// POSTs a GraphQL request; returns the response as it came.
+    pub async fn send(&self, query: &str, variables: Value) -> reqwest::Response {
+        self.client
             .post(self.url("/graphql"))
             .header("content-type", "application/json")
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
-            .expect("request");
+            .expect("request")
+    }
+
+    /// POSTs a GraphQL request and returns the JSON body (any status).
+    pub async fn post(&self, query: &str, variables: Value) -> (reqwest::StatusCode, Value) {
+        let response = self.send(query, variables).await;
         let status = response.status();
         let body = response.json::<Value>().await.expect("JSON body");
         (status, body)
