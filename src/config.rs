@@ -270,6 +270,16 @@ pub struct DatabaseArgs {
         default_value_t = 15
     )]
     pub statement_timeout_secs: u64,
+
+    /// Milliseconds a pooled connection may sit idle and still be used without a ping first
+    /// (0: a ping before every use). Keep it below any idle timeout that ends connections (the
+    /// server's `idle_session_timeout`, a proxy's).
+    #[arg(
+        long = "database-ping-after-idle-ms",
+        env = "DATABASE_PING_AFTER_IDLE_MS",
+        default_value_t = 500
+    )]
+    pub ping_after_idle_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -280,6 +290,7 @@ impl DatabaseArgs {
             acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
             busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+            ping_after_idle: Duration::from_millis(self.ping_after_idle_ms),
         }
     }
 }
@@ -526,6 +537,14 @@ mod tests {
         assert_eq!(default, Duration::from_secs(15));
         let capped = config(&["--request-timeout-secs", "10"]).database_options();
         assert_eq!(capped.statement_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_connection_is_pinged_after_half_a_second_idle_unless_configured() {
+        let default = config(&[]).database_options().ping_after_idle;
+        assert_eq!(default, Duration::from_millis(500));
+        let always = config(&["--database-ping-after-idle-ms", "0"]).database_options();
+        assert_eq!(always.ping_after_idle, Duration::ZERO);
     }
 
     #[test]

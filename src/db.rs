@@ -34,6 +34,8 @@ pub struct DbOptions {
     /// Every statement is stopped once it runs longer than this, on both backends; zero: no
     /// deadline.
     pub statement_timeout: Duration,
+    /// A pooled connection idle for less than this is used without a ping first ([`pooled`]).
+    pub ping_after_idle: Duration,
 }
 
 /// The connections a service uses: `write` for every write, `read` for everything else.
@@ -206,9 +208,13 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
         .foreign_keys(true);
     let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
     if in_memory {
-        // Every in-memory connection is its own database: one connection does everything.
-        let pool = with_deadline(pooled(), options.statement_timeout)
+        // Every in-memory connection is its own database: one connection does everything,
+        // kept open for good (closing it, idle or old, would drop the database).
+        let pool = with_deadline(pooled(options.ping_after_idle), options.statement_timeout)
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(base)
             .await?;
@@ -224,7 +230,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
     let write = open_while_busy(options.busy_timeout, || {
-        with_deadline(pooled(), options.statement_timeout)
+        with_deadline(pooled(options.ping_after_idle), options.statement_timeout)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
@@ -233,7 +239,7 @@ async fn connect_sqlite(options: &DbOptions) -> anyhow::Result<Db> {
     .await
     .context("opening the SQLite database")?;
     let read = open_while_busy(options.busy_timeout, || {
-        with_deadline(pooled(), options.statement_timeout)
+        with_deadline(pooled(options.ping_after_idle), options.statement_timeout)
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(file.clone().read_only(true))
@@ -293,22 +299,22 @@ where
     }
 }
 
-/// A connection idle for less than this is handed out without a ping: it answered one when it
-/// came back to the pool (sqlx pings every connection on release), moments ago. HikariCP
-/// skips its check within 500 ms of last use for the same reason.
-const IDLE_BEFORE_PING: Duration = Duration::from_millis(500);
+/// The default of [`DbOptions::ping_after_idle`]: a connection used less than this long ago
+/// answered a ping when it came back to the pool (sqlx pings every connection on release).
+/// HikariCP skips its check within 500 ms of last use for the same reason.
+pub const PING_AFTER_IDLE: Duration = Duration::from_millis(500);
 
 /// Pool options shared by every pool. sqlx's default pings each connection before handing it
 /// out as well as when it comes back: two exchanges with the connection per statement besides
 /// the statement itself (a round trip to PostgreSQL; a wake-up of SQLite's connection thread).
-/// Only a connection that sat idle is pinged here, to catch one the server or a proxy closed
-/// meanwhile.
-fn pooled<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+/// Only a connection idle for `ping_after_idle` or more is pinged before use here, to catch one
+/// the server or a proxy closed meanwhile.
+fn pooled<DB: sqlx::Database>(ping_after_idle: Duration) -> sqlx::pool::PoolOptions<DB> {
     sqlx::pool::PoolOptions::new()
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(move |conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= IDLE_BEFORE_PING {
+                if meta.idle_for >= ping_after_idle {
                     sqlx::Connection::ping(conn).await?;
                 }
                 Ok(true)
@@ -336,7 +342,7 @@ async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
             ("statement_timeout", statement_timeout),
             ("lock_timeout", lock_timeout),
         ]);
-    let pool = pooled::<sqlx::Postgres>()
+    let pool = pooled::<sqlx::Postgres>(options.ping_after_idle)
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
@@ -347,4 +353,27 @@ async fn connect_postgres(options: &DbOptions) -> anyhow::Result<Db> {
         read: ReadConnection::new(conn.clone()),
         write: conn,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_database_keeps_its_one_connection_for_good() {
+        let options = DbOptions {
+            url: "sqlite::memory:".into(),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::ZERO,
+            ping_after_idle: PING_AFTER_IDLE,
+        };
+        let db = Db::connect(&options).await.unwrap();
+        let pool = db.write.get_sqlite_connection_pool().options();
+        assert_eq!(pool.get_max_connections(), 1);
+        assert_eq!(pool.get_min_connections(), 1);
+        assert_eq!(pool.get_idle_timeout(), None);
+        assert_eq!(pool.get_max_lifetime(), None);
+    }
 }

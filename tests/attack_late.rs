@@ -493,6 +493,7 @@ async fn a_chain_of_short_triggers_does_not_restart_the_statement_clock() {
         acquire_timeout: std::time::Duration::from_secs(10),
         busy_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     let setup = Db::connect(&options).await.expect("database");
     setup.migrate().await.expect("migrations");

@@ -453,6 +453,7 @@ impl Short {
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: BUSY,
             statement_timeout: Duration::ZERO,
+            ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
         };
         let migrator = Db::connect(&options).await.expect("database");
         migrator.migrate().await.expect("migrations");

@@ -218,6 +218,7 @@ async fn app_service(app: &TestApp) -> contacts_server::contacts::ContactService
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     let db = Db::connect(&options).await.expect("database");
     let events = events::start(&db, &app.database_url).await.expect("bus");

@@ -182,6 +182,7 @@ async fn service_on(url: &str) -> ContactService {
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     let db = Db::connect(&options).await.expect("database");
     let events = events::start(&db, url).await.expect("event bus");

@@ -84,3 +84,35 @@ async fn connections_ended_by_the_server_are_replaced() {
     let total = app.data("{ contactStats { total } }", json!({})).await;
     assert_eq!(total["contactStats"]["total"], 5);
 }
+
+/// `DATABASE_PING_AFTER_IDLE_MS=0` (for an idle timeout in front of the database shorter than
+/// the default half second): every connection is pinged before use, so connections the server
+/// ended cost no request at all.
+#[tokio::test]
+async fn with_a_ping_before_every_use_ended_connections_cost_no_request() {
+    if !common::on_postgres() {
+        eprintln!("SQLite is embedded: no server to end connections");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let application_name = format!("pool_{}", uuid::Uuid::now_v7().simple());
+    let url = format!(
+        "{}&application_name={application_name}",
+        common::fresh_database_url(&dir).await
+    );
+    let mut options = common::database_options(&url, std::time::Duration::from_secs(30));
+    options.ping_after_idle = std::time::Duration::ZERO;
+    let app = TestApp::start_on_database(options, dir).await;
+    app.create(json!({ "phoneNumber": "+56912345600" })).await;
+    let server = std::env::var("TEST_DATABASE_URL").expect("PostgreSQL server");
+    for _ in 0..3 {
+        assert!(end_backends(&server, &application_name).await > 0);
+        let read = app
+            .data("{ contacts(first: 5) { nodes { id } } }", json!({}))
+            .await;
+        assert_eq!(read["contacts"]["nodes"].as_array().map(Vec::len), Some(1));
+        let write =
+            "mutation($p: String!) { recordWhatsappMessage(phoneNumber: $p) { contact { id } } }";
+        app.data(write, json!({ "p": "+56912345600" })).await;
+    }
+}

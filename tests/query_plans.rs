@@ -69,6 +69,7 @@ async fn filled_service() -> (
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     let db = Db::connect(&options).await.expect("database");
     db.migrate().await.expect("migrations");

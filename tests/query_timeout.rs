@@ -46,6 +46,7 @@ async fn start(deadline: Duration) -> App {
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     // Migrated as the server does, on connections without a deadline.
     let migrator = Db::connect(&options).await.expect("database");
@@ -267,6 +268,7 @@ async fn a_connection_busy_for_longer_than_the_deadline_runs_each_short_statemen
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
             statement_timeout: DEADLINE,
+            ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
         };
         Db::connect(&options)
             .await

@@ -42,6 +42,7 @@ async fn the_servers_sqlite_memory_stays_near_its_limit_and_the_tools_lift_it() 
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
     };
     let db = Db::connect(&options).await.expect("database");
     let limit = scalar(&db.read, "PRAGMA soft_heap_limit", vec![]).await;

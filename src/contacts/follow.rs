@@ -94,6 +94,7 @@ mod tests {
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            ping_after_idle: crate::db::PING_AFTER_IDLE,
         };
         let db = Db::connect(&options).await.unwrap();
         db.migrate().await.unwrap();

@@ -189,6 +189,20 @@ impl TestApp {
         }
     }
 
+    /// An app on a database opened with `options`, keeping `dir` alive.
+    pub async fn start_on_database(options: DbOptions, dir: TempDir) -> Self {
+        let clock = ManualClock::new(at(T0));
+        let url = options.url.clone();
+        let addr = serve_on_database(options, clock.clone(), ServeOptions::default(), |s| s).await;
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url: url,
+            _dir: dir,
+        }
+    }
+
     /// `ws://…/graphql/ws`
     pub fn ws_url(&self) -> String {
         format!("{}/graphql/ws", self.base.replacen("http", "ws", 1))
@@ -308,17 +322,33 @@ async fn serve_app_on(
     serve_options: ServeOptions,
     configure: impl FnOnce(AppState) -> AppState,
 ) -> SocketAddr {
-    logs::capture_in_process();
-    let options = DbOptions {
+    let options = database_options(url, acquire_timeout);
+    serve_on_database(options, clock, serve_options, configure).await
+}
+
+/// The tests' database settings: a small pool, the production defaults otherwise.
+pub fn database_options(url: &str, acquire_timeout: Duration) -> DbOptions {
+    DbOptions {
         url: url.to_owned(),
         max_connections: 4,
         acquire_timeout,
         busy_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(15),
-    };
+        ping_after_idle: contacts_server::db::PING_AFTER_IDLE,
+    }
+}
+
+/// [`serve_app_on`] on a database opened with `options` (pool settings under test).
+pub async fn serve_on_database(
+    options: DbOptions,
+    clock: ManualClock,
+    serve_options: ServeOptions,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> SocketAddr {
+    logs::capture_in_process();
     let db = Db::connect(&options).await.expect("database");
     db.migrate().await.expect("migrations");
-    let events = events::start(&db, url).await.expect("event bus");
+    let events = events::start(&db, &options.url).await.expect("event bus");
     let service = ContactService::new(db, Arc::new(clock), events);
     let app = http::app(
         configure(AppState::new(service, Limits::default())),

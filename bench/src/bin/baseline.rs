@@ -211,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
         max_connections: 8,
         acquire_timeout_secs: 5,
         statement_timeout_secs: 15,
+        ping_after_idle_ms: 500,
     };
     let db = Db::connect(&database.options()).await?;
     db.migrate().await?;
