@@ -98,6 +98,25 @@ impl ContainerType for Contact {
 
 impl ObjectType for Contact {}
 
+/// The fields [`ContactFields::plain_field`] answers.
+pub(super) const PLAIN_FIELDS: [&str; 15] = [
+    "__typename",
+    "id",
+    "phoneNumber",
+    "countryCode",
+    "lastWhatsappMessageAt",
+    "whatsappWindowOpen",
+    "whatsappWindowExpiresAt",
+    "blocked",
+    "metadata",
+    "whatsappUserId",
+    "parentWhatsappUserId",
+    "whatsappUsername",
+    "whatsappProfileName",
+    "createdAt",
+    "updatedAt",
+];
+
 impl ContactFields {
     /// The value of a field that takes no argument and has no sub-selection, when it needs
     /// nothing but the row: what the resolver of the same name below answers.

@@ -9,31 +9,40 @@
 //! path. The extension's per-field hook only acts on root fields, so skipping it here changes
 //! nothing; `tests/plain_fields.rs` compares both paths field by field.
 
-use async_graphql::{ContextSelectionSet, Value, indexmap::IndexMap, parser::types::Selection};
+use async_graphql::{
+    ContextSelectionSet, Value,
+    indexmap::{IndexMap, map::Entry},
+    parser::types::Selection,
+};
 
-use super::contact::ContactFields;
+use super::contact::{ContactFields, PLAIN_FIELDS};
 
 /// The contact's object for this selection, or `None` when the selection is not plain.
 pub(super) fn resolve(contact: &ContactFields, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
-    let items = &ctx.item.node.items;
-    let mut object = IndexMap::with_capacity(items.len());
-    for selection in items {
+    // Checked whole before any value is made, so a selection that is not plain costs no work
+    // here before async-graphql's path does it again.
+    let mut fields = Vec::with_capacity(ctx.item.node.items.len());
+    for selection in &ctx.item.node.items {
         let Selection::Field(field) = &selection.node else {
             return None;
         };
         let field = &field.node;
-        if !field.arguments.is_empty()
-            || !field.directives.is_empty()
-            || !field.selection_set.node.items.is_empty()
-        {
+        let plain = field.arguments.is_empty()
+            && field.directives.is_empty()
+            && field.selection_set.node.items.is_empty()
+            && PLAIN_FIELDS.contains(&field.name.node.as_str());
+        if !plain {
             return None;
         }
-        let value = contact.plain_field(field.name.node.as_str())?;
-        // A key selected twice is one entry, where it first appeared (both are the same field:
-        // validation refuses one key for two different fields).
-        object
-            .entry(field.response_key().node.clone())
-            .or_insert(value);
+        fields.push(field);
+    }
+    let mut object = IndexMap::with_capacity(fields.len());
+    for field in fields {
+        // A key selected twice is one entry, where it first appeared (both are the same
+        // field: validation refuses one key for two different fields).
+        if let Entry::Vacant(entry) = object.entry(field.response_key().node.clone()) {
+            entry.insert(contact.plain_field(field.name.node.as_str())?);
+        }
     }
     (!object.is_empty()).then_some(Value::Object(object))
 }
