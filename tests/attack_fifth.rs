@@ -316,6 +316,15 @@ async fn every_mutation_payload_answers_plain_selections_as_the_resolvers_do() {
     }
 }
 
+/// The change log's current end, as a cursor: a subscription from it gets every later change.
+async fn log_end(app: &TestApp) -> Value {
+    let query = "{ contactChanges(first: 1000) { pageInfo { endCursor } } }";
+    let end = app.data(query, json!({})).await;
+    let after = end["contactChanges"]["pageInfo"]["endCursor"].clone();
+    assert!(after.is_string(), "{end}");
+    after
+}
+
 /// The next data message of a subscription, as the text the server sent.
 async fn next_text(socket: &mut raw_ws::Socket) -> String {
     loop {
@@ -358,14 +367,7 @@ async fn subscriptions_answer_plain_selections_as_the_resolvers_do_on_both_proto
     seed(&app).await;
     // Subscribed after the log's current end: the create below is replayed or delivered live,
     // whichever comes first, never missed.
-    let end = app
-        .data(
-            "{ contactChanges(first: 1000) { pageInfo { endCursor } } }",
-            json!({}),
-        )
-        .await;
-    let after = end["contactChanges"]["pageInfo"]["endCursor"].clone();
-    assert!(after.is_string(), "{end}");
+    let after = log_end(&app).await;
     let (selection, repeated) = SELECTIONS[5];
     let mut sockets = Vec::new();
     for protocol in ["graphql-transport-ws", "graphql-ws"] {
@@ -583,6 +585,21 @@ async fn writes_on_connections_ended_while_idle_are_a_clean_503_and_lose_or_doub
     assert_eq!(open_transactions(&name).await, 0);
 }
 
+/// The backends of `name` waiting for a lock, once there is one (PostgreSQL decides when: it
+/// is polled, up to 5 s); empty if none ever waited.
+async fn waiting_on_a_lock(name: &str) -> Vec<i64> {
+    let waiting = "SELECT pid::bigint FROM pg_stat_activity \
+                   WHERE application_name = $1 AND wait_event_type = 'Lock'";
+    for _ in 0..250 {
+        let pids = admin_ints(waiting, name).await;
+        if !pids.is_empty() {
+            return pids;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Vec::new()
+}
+
 /// Lock-holding session named apart from the app, so ending the app's backends spares it.
 async fn lock_contacts(app: &TestApp, name: &str) -> sea_orm::DatabaseTransaction {
     use sea_orm::TransactionTrait;
@@ -625,16 +642,7 @@ async fn a_write_whose_backend_ends_mid_statement_is_a_clean_503_and_writes_noth
             .send();
         let request = tokio::spawn(request);
         // The write now waits for the lock; its backend is ended while it waits.
-        let waiting = "SELECT pid::bigint FROM pg_stat_activity \
-                       WHERE application_name = $1 AND wait_event_type = 'Lock'";
-        let mut pids = Vec::new();
-        for _ in 0..250 {
-            pids = admin_ints(waiting, &name).await;
-            if !pids.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let pids = waiting_on_a_lock(&name).await;
         assert_eq!(
             pids.len(),
             1,
@@ -678,13 +686,7 @@ async fn subscriptions_outlive_every_backend_ended() {
         return;
     };
     app.create(json!({ "phoneNumber": "+56945000501" })).await;
-    let end = app
-        .data(
-            "{ contactChanges(first: 1000) { pageInfo { endCursor } } }",
-            json!({}),
-        )
-        .await;
-    let after = end["contactChanges"]["pageInfo"]["endCursor"].clone();
+    let after = log_end(&app).await;
     let query = format!(
         "subscription {{ contactEvents(after: {after}) {{ kind contact {{ phoneNumber }} }} }}"
     );
@@ -859,16 +861,7 @@ async fn a_write_abandoned_mid_transaction_leaves_no_transaction_for_the_next_re
             .json(&json!({ "query": RECORD, "variables": { "p": "+56945000701" } }))
             .send(),
     );
-    let waiting = "SELECT pid::bigint FROM pg_stat_activity \
-                   WHERE application_name = $1 AND wait_event_type = 'Lock'";
-    let mut pids = Vec::new();
-    for _ in 0..250 {
-        pids = admin_ints(waiting, &name).await;
-        if !pids.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let pids = waiting_on_a_lock(&name).await;
     assert_eq!(pids.len(), 1, "the write never waited for the lock");
     abandoned.abort();
     assert!(abandoned.await.is_err_and(|err| err.is_cancelled()));

@@ -28,6 +28,18 @@ async fn end_backends(server: &str, application_name: &str) -> usize {
     rows.len()
 }
 
+/// A fresh database whose URL names its connections (`application_name`), so that a test can
+/// end exactly its app's connections: the directory to keep, the URL and the name.
+async fn named_database() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let application_name = format!("pool_{}", uuid::Uuid::now_v7().simple());
+    let url = format!(
+        "{}&application_name={application_name}",
+        common::fresh_database_url(&dir).await
+    );
+    (dir, url, application_name)
+}
+
 /// Connections the server ended while the pool held them (a restart, a proxy's idle timeout):
 /// a connection used in the last moments is handed out without a ping (`src/db.rs`), so a
 /// request may meet a dead one and answer 503 once per connection, never another error, and
@@ -38,12 +50,7 @@ async fn connections_ended_by_the_server_are_replaced() {
         eprintln!("SQLite is embedded: no server to end connections");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let application_name = format!("pool_{}", uuid::Uuid::now_v7().simple());
-    let url = format!(
-        "{}&application_name={application_name}",
-        common::fresh_database_url(&dir).await
-    );
+    let (dir, url, application_name) = named_database().await;
     let app = TestApp::start_on(&url, dir).await;
     for i in 0..5 {
         app.create(json!({ "phoneNumber": format!("+5691234560{i}") }))
@@ -94,12 +101,7 @@ async fn with_a_ping_before_every_use_ended_connections_cost_no_request() {
         eprintln!("SQLite is embedded: no server to end connections");
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let application_name = format!("pool_{}", uuid::Uuid::now_v7().simple());
-    let url = format!(
-        "{}&application_name={application_name}",
-        common::fresh_database_url(&dir).await
-    );
+    let (dir, url, application_name) = named_database().await;
     let mut options = common::database_options(&url, std::time::Duration::from_secs(30));
     options.ping_after_idle = std::time::Duration::ZERO;
     let app = TestApp::start_on_database(options, dir).await;

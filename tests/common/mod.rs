@@ -74,6 +74,17 @@ async fn fresh_postgres_schema(server: &str) -> String {
 }
 
 impl TestApp {
+    /// The handle of an app listening on `addr`.
+    fn serving(addr: SocketAddr, clock: ManualClock, database_url: String, dir: TempDir) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            clock,
+            client: reqwest::Client::new(),
+            database_url,
+            _dir: dir,
+        }
+    }
+
     /// A fresh app on a fresh database.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -86,13 +97,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = self.clock.clone();
         let addr = serve(&self.database_url, clock.clone()).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: self.database_url.clone(),
-            _dir: dir,
-        }
+        Self::serving(addr, clock, self.database_url.clone(), dir)
     }
 
     /// [`Self::second_instance`] whose state `configure` adjusts.
@@ -104,13 +109,7 @@ impl TestApp {
         let clock = self.clock.clone();
         let timeout = Duration::from_secs(30);
         let addr = serve_configured(&self.database_url, clock.clone(), timeout, configure).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: self.database_url.clone(),
-            _dir: dir,
-        }
+        Self::serving(addr, clock, self.database_url.clone(), dir)
     }
 
     /// A fresh app that requires the credentials `auth` accepts.
@@ -119,13 +118,7 @@ impl TestApp {
         let url = fresh_database_url(&dir).await;
         let clock = ManualClock::new(at(T0));
         let addr = serve_app(&url, clock.clone(), Duration::from_secs(30), auth).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url,
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url, dir)
     }
 
     /// A fresh app whose state `configure` adjusts.
@@ -134,13 +127,7 @@ impl TestApp {
         let url = fresh_database_url(&dir).await;
         let clock = ManualClock::new(at(T0));
         let addr = serve_configured(&url, clock.clone(), Duration::from_secs(30), configure).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url,
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url, dir)
     }
 
     /// A fresh app served with connection limits `options` and state `configure` adjusts.
@@ -152,13 +139,7 @@ impl TestApp {
         let url = fresh_database_url(&dir).await;
         let clock = ManualClock::new(at(T0));
         let addr = serve_configured_with(&url, clock.clone(), options, configure).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url,
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url, dir)
     }
 
     /// A fresh app that gives up on the database after `acquire_timeout`.
@@ -167,26 +148,14 @@ impl TestApp {
         let url = fresh_database_url(&dir).await;
         let clock = ManualClock::new(at(T0));
         let addr = serve_with(&url, clock.clone(), acquire_timeout).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url,
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url, dir)
     }
 
     /// An app on the database at `url` (migrated at start-up), keeping `dir` alive.
     pub async fn start_on(url: &str, dir: TempDir) -> Self {
         let clock = ManualClock::new(at(T0));
         let addr = serve(url, clock.clone()).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url.to_owned(),
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url.to_owned(), dir)
     }
 
     /// An app on a database opened with `options`, keeping `dir` alive.
@@ -194,13 +163,7 @@ impl TestApp {
         let clock = ManualClock::new(at(T0));
         let url = options.url.clone();
         let addr = serve_on_database(options, clock.clone(), ServeOptions::default(), |s| s).await;
-        Self {
-            base: format!("http://{addr}"),
-            clock,
-            client: reqwest::Client::new(),
-            database_url: url,
-            _dir: dir,
-        }
+        Self::serving(addr, clock, url, dir)
     }
 
     /// `ws://…/graphql/ws`
