@@ -7,7 +7,7 @@
 //! ([`ContactFields::plain_field`]), is written here in selection order instead; any other
 //! selection (a fragment, an argument, a field that reads the database) takes async-graphql's
 //! path. The extension's per-field hook only acts on root fields, so skipping it here changes
-//! nothing; `tests/plain_fields.rs` compares both paths field by field.
+//! nothing; `tests/plain_fields.rs` holds both paths to the same bytes.
 
 use async_graphql::{
     ContextSelectionSet, Value,
