@@ -25,25 +25,21 @@ $$;";
 const POSTGRES_DOWN: &str =
     "DROP FUNCTION IF EXISTS contact_changes_ordered_at(integer, timestamptz);";
 
+/// Runs `sql` on PostgreSQL; nothing on SQLite.
+async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DatabaseBackend::Postgres {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == DatabaseBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared(POSTGRES_UP)
-                .await?;
-        }
-        Ok(())
+        on_postgres(manager, POSTGRES_UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == DatabaseBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared(POSTGRES_DOWN)
-                .await?;
-        }
-        Ok(())
+        on_postgres(manager, POSTGRES_DOWN).await
     }
 }
