@@ -14,8 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, code, credentials::Credential, on_postgres};
+use common::{TestApp, code, credentials::Credential, feed, on_postgres};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -41,43 +40,12 @@ fn changes_query() -> String {
     )
 }
 
-fn position(cursor: &Value) -> i64 {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.as_str().expect("cursor"))
-        .expect("base64");
-    let text = String::from_utf8(bytes).expect("utf-8");
-    text.trim_start_matches("chg:").parse().expect("position")
-}
-
 /// "ok", the first error's code, or the HTTP status when the body is not GraphQL's.
 fn outcome(status: reqwest::StatusCode, body: &Value) -> String {
     match body["errors"].as_array() {
         Some(errors) if !errors.is_empty() => code(&errors[0]).to_owned(),
         _ if status.is_success() && body["data"].is_object() => "ok".to_owned(),
         _ => format!("HTTP {status}: {body}"),
-    }
-}
-
-/// One page of the feed after `cursor`: the nodes and the cursor to go on from.
-async fn page(app: &TestApp, cursor: &Value) -> (Vec<Value>, Value) {
-    let data = app.data(&changes_query(), json!({ "after": cursor })).await;
-    let nodes = data["contactChanges"]["nodes"].as_array().expect("nodes");
-    (
-        nodes.clone(),
-        data["contactChanges"]["pageInfo"]["endCursor"].clone(),
-    )
-}
-
-/// The whole feed after `cursor`, as it is now.
-async fn read_all(app: &TestApp, mut cursor: Value) -> Vec<Value> {
-    let mut all = Vec::new();
-    loop {
-        let (nodes, next) = page(app, &cursor).await;
-        if nodes.is_empty() {
-            return all;
-        }
-        all.extend(nodes);
-        cursor = next;
     }
 }
 
@@ -218,32 +186,6 @@ async fn writer(app: Arc<TestApp>, w: usize, rounds: usize) -> Done {
     done
 }
 
-/// Follows the feed from `cursor` until `finished` fires and a page comes back empty.
-async fn follow(
-    app: Arc<TestApp>,
-    mut cursor: Value,
-    finished: Arc<tokio::sync::Notify>,
-) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let notified = finished.notified();
-    tokio::pin!(notified);
-    let mut writers_done = false;
-    loop {
-        let (nodes, next) = page(&app, &cursor).await;
-        cursor = next;
-        let empty = nodes.is_empty();
-        seen.extend(nodes);
-        match (empty, writers_done) {
-            (true, true) => return seen,
-            (true, false) => tokio::select! {
-                () = &mut notified => writers_done = true,
-                () = tokio::time::sleep(Duration::from_millis(5)) => {}
-            },
-            _ => {}
-        }
-    }
-}
-
 /// Collects `contactEvents(after: cursor)` until it holds as many events as `total` says.
 async fn listen(
     app: Arc<TestApp>,
@@ -284,11 +226,7 @@ fn count(done: &Done, ops: &[&str], result: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_concurrent_writes_on_two_instances_keep_the_feed_exact() {
     let first = Arc::new(TestApp::start().await);
-    let second = if on_postgres() {
-        Arc::new(first.second_instance().await)
-    } else {
-        first.clone()
-    };
+    let second = first.other_instance_on_postgres().await;
     // `ATTACK_NIGHT_ROUNDS` lengthens the run.
     let rounds = std::env::var("ATTACK_NIGHT_ROUNDS")
         .ok()
@@ -299,7 +237,12 @@ async fn mixed_concurrent_writes_on_two_instances_keep_the_feed_exact() {
         first.data(&changes_query(), json!({})).await["contactChanges"]["pageInfo"]["endCursor"]
             .clone();
     let finished = Arc::new(tokio::sync::Notify::new());
-    let follower = tokio::spawn(follow(second.clone(), start.clone(), finished.clone()));
+    let follower = tokio::spawn(feed::follow(
+        second.clone(),
+        changes_query(),
+        start.clone(),
+        finished.clone(),
+    ));
     let (total, total_rx) = tokio::sync::oneshot::channel();
     let listener = tokio::spawn(listen(first.clone(), start.clone(), total_rx));
     let began = Instant::now();
@@ -316,7 +259,7 @@ async fn mixed_concurrent_writes_on_two_instances_keep_the_feed_exact() {
     let elapsed = began.elapsed();
     finished.notify_one();
     let seen = follower.await.expect("follower");
-    let log = read_all(&first, start).await;
+    let log = feed::read_all(&first, &changes_query(), start).await;
     let mut tally: HashMap<String, usize> = HashMap::new();
     for (op, got, _) in &done {
         *tally.entry(format!("{op} {got}")).or_default() += 1;
@@ -329,9 +272,15 @@ async fn mixed_concurrent_writes_on_two_instances_keep_the_feed_exact() {
 
     // Exactly the log, in strictly increasing positions, to the follower (and the
     // subscriber, below).
-    let positions: Vec<i64> = log.iter().map(|node| position(&node["cursor"])).collect();
+    let positions: Vec<i64> = log
+        .iter()
+        .map(|node| feed::position(&node["cursor"]))
+        .collect();
     assert!(positions.windows(2).all(|pair| pair[0] < pair[1]));
-    let followed: Vec<i64> = seen.iter().map(|node| position(&node["cursor"])).collect();
+    let followed: Vec<i64> = seen
+        .iter()
+        .map(|node| feed::position(&node["cursor"]))
+        .collect();
     assert_eq!(
         followed, positions,
         "the follower's sequence differs from the log"
@@ -350,7 +299,7 @@ async fn mixed_concurrent_writes_on_two_instances_keep_the_feed_exact() {
 
     let heard: Vec<i64> = events
         .iter()
-        .map(|event| position(&event["cursor"]))
+        .map(|event| feed::position(&event["cursor"]))
         .collect();
     assert_eq!(
         heard, positions,
@@ -949,7 +898,7 @@ async fn odd_valid_creates_log_exactly_the_stored_contact_on_both_paths() {
         }
     }
     let contacts = stored(&app).await;
-    let log = read_all(&app, Value::Null).await;
+    let log = feed::read_all(&app, &changes_query(), Value::Null).await;
     assert_eq!(log.len(), answers.len());
     for (node, answer) in log.iter().zip(&answers) {
         assert_eq!(node["kind"], "CREATED");
@@ -1161,25 +1110,12 @@ async fn an_import_racing_an_insert_of_its_number_updates_and_logs_that_contact(
 /// Makes logging a change whose snapshot holds `slow-log` run for ever (PostgreSQL: a
 /// minute's sleep, inside the log's lock; SQLite: an endless recursive query).
 fn slow_logging() -> Vec<String> {
-    if on_postgres() {
-        vec![
-            "CREATE FUNCTION slow_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.contact::text LIKE '%slow-log%' THEN PERFORM pg_sleep(60); END IF; \
-             RETURN NEW; END $$"
-                .to_owned(),
-            "CREATE TRIGGER slow_log BEFORE INSERT ON contact_changes FOR EACH ROW \
-             EXECUTE FUNCTION slow_log()"
-                .to_owned(),
-        ]
-    } else {
-        vec![
-            "CREATE TRIGGER slow_log BEFORE INSERT ON contact_changes \
-             WHEN NEW.contact LIKE '%slow-log%' BEGIN \
-             SELECT count(*) FROM (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL \
-             SELECT x + 1 FROM r) SELECT x FROM r); END"
-                .to_owned(),
-        ]
-    }
+    common::endless_insert_trigger(
+        "slow_log",
+        "contact_changes",
+        "NEW.contact::text LIKE '%slow-log%'",
+        "NEW.contact LIKE '%slow-log%'",
+    )
 }
 
 /// A create whose log insert never ends while it holds the log's lock: it is stopped at the

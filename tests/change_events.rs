@@ -5,9 +5,8 @@ mod common;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::TimeDelta;
-use common::{Operation, TestApp, next_event, on_postgres, subscribe};
+use common::{Operation, TestApp, feed, next_event, on_postgres, subscribe};
 use contacts_server::{contacts::ContactService, http::AppState};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -42,23 +41,11 @@ async fn next(subscription: &mut Subscription) -> Value {
     message["data"]["contactEvents"].clone()
 }
 
-fn position(cursor: &Value) -> i64 {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.as_str().expect("cursor"))
-        .expect("base64");
-    let text = String::from_utf8(bytes).expect("utf-8");
-    text.trim_start_matches("chg:").parse().expect("position")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_parallel_thousand_row_imports_reach_a_subscriber_completely() {
     let app = Arc::new(TestApp::start().await);
     // On PostgreSQL the imports go through another instance.
-    let writer = if on_postgres() {
-        Arc::new(app.second_instance().await)
-    } else {
-        app.clone()
-    };
+    let writer = app.other_instance_on_postgres().await;
     let sentinel = app.create(json!({ "phoneNumber": "+14155550100" })).await["id"].clone();
     let mut events = subscribe(&app, EVENTS, json!({})).await;
     let primed = prime(&app, &mut events, &sentinel).await;
@@ -80,10 +67,10 @@ async fn three_parallel_thousand_row_imports_reach_a_subscriber_completely() {
     }
     // Every created row exactly once, in log order (late priming events aside).
     let mut phones = HashSet::new();
-    let mut last = position(&primed["cursor"]);
+    let mut last = feed::position(&primed["cursor"]);
     while phones.len() < 3000 {
         let event = next(&mut events).await;
-        let at = position(&event["cursor"]);
+        let at = feed::position(&event["cursor"]);
         assert!(at > last, "out of order or repeated");
         last = at;
         if event["kind"] == "CREATED" {

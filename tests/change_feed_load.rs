@@ -10,8 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{TestApp, on_postgres};
+use common::{TestApp, feed};
 use serde_json::{Value, json};
 
 // Pages of 100: each change's contact metadata is charged per change, so 1,000 of them
@@ -76,76 +75,20 @@ async fn importer(app: Arc<TestApp>, until: Instant) -> Vec<String> {
     phones
 }
 
-/// Follows the feed from `cursor` until `done` is set and a page comes back empty.
-async fn follow(
-    app: Arc<TestApp>,
-    mut cursor: Value,
-    done: Arc<tokio::sync::Notify>,
-) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let finished = done.notified();
-    tokio::pin!(finished);
-    let mut writers_done = false;
-    loop {
-        let data = app.data(CHANGES, json!({ "after": cursor })).await;
-        let nodes = data["contactChanges"]["nodes"]
-            .as_array()
-            .expect("nodes")
-            .clone();
-        cursor = data["contactChanges"]["pageInfo"]["endCursor"].clone();
-        let empty = nodes.is_empty();
-        seen.extend(nodes);
-        if empty && writers_done {
-            return seen;
-        }
-        if empty {
-            // Polling; the writers' end is the only thing worth waiting for.
-            tokio::select! {
-                () = &mut finished => writers_done = true,
-                () = tokio::time::sleep(Duration::from_millis(5)) => {}
-            }
-        }
-    }
-}
-
-/// The whole feed after `cursor`, as it is now.
-async fn read_all(app: &TestApp, mut cursor: Value) -> Vec<Value> {
-    let mut all = Vec::new();
-    loop {
-        let data = app.data(CHANGES, json!({ "after": cursor })).await;
-        let nodes = data["contactChanges"]["nodes"]
-            .as_array()
-            .expect("nodes")
-            .clone();
-        if nodes.is_empty() {
-            return all;
-        }
-        cursor = data["contactChanges"]["pageInfo"]["endCursor"].clone();
-        all.extend(nodes);
-    }
-}
-
-fn position(cursor: &Value) -> i64 {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.as_str().expect("cursor"))
-        .expect("base64");
-    let text = String::from_utf8(bytes).expect("utf-8");
-    text.trim_start_matches("chg:").parse().expect("position")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_gets_every_change_of_six_writers_and_an_importer_once_in_commit_order() {
     let first = Arc::new(TestApp::start().await);
     // On PostgreSQL half the writers go through a second instance.
-    let second = if on_postgres() {
-        Arc::new(first.second_instance().await)
-    } else {
-        first.clone()
-    };
+    let second = first.other_instance_on_postgres().await;
     let start =
         first.data(CHANGES, json!({})).await["contactChanges"]["pageInfo"]["endCursor"].clone();
     let done = Arc::new(tokio::sync::Notify::new());
-    let reader = tokio::spawn(follow(first.clone(), start.clone(), done.clone()));
+    let reader = tokio::spawn(feed::follow(
+        first.clone(),
+        CHANGES.to_owned(),
+        start.clone(),
+        done.clone(),
+    ));
     let began = Instant::now();
     let until = began + run_for();
     let writers: Vec<_> = (0..6)
@@ -171,7 +114,10 @@ async fn a_follower_gets_every_change_of_six_writers_and_an_importer_once_in_com
     );
 
     // Exactly once, in position order, and the same sequence as a read of the log afterwards.
-    let positions: Vec<i64> = seen.iter().map(|node| position(&node["cursor"])).collect();
+    let positions: Vec<i64> = seen
+        .iter()
+        .map(|node| feed::position(&node["cursor"]))
+        .collect();
     assert!(
         positions.windows(2).all(|pair| pair[0] < pair[1]),
         "out of order or repeated"
@@ -181,10 +127,10 @@ async fn a_follower_gets_every_change_of_six_writers_and_an_importer_once_in_com
         written.len() + imported.len(),
         "changes missed or extra"
     );
-    let again: Vec<i64> = read_all(&first, start)
+    let again: Vec<i64> = feed::read_all(&first, CHANGES, start)
         .await
         .iter()
-        .map(|node| position(&node["cursor"]))
+        .map(|node| feed::position(&node["cursor"]))
         .collect();
     assert_eq!(
         positions, again,

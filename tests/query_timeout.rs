@@ -135,25 +135,12 @@ fn assert_contention(started: Instant, deadline: Duration, answer: &(u16, bool, 
 /// A trigger that makes inserting a contact with metadata `slow: "yes"` run for ever (SQLite:
 /// an endless recursive query; PostgreSQL: a minute's sleep).
 fn slow_insert_trigger() -> Vec<String> {
-    if on_postgres() {
-        vec![
-            "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.metadata ->> 'slow' = 'yes' THEN PERFORM pg_sleep(60); END IF; \
-             RETURN NEW; END $$"
-                .to_owned(),
-            "CREATE TRIGGER slow_insert BEFORE INSERT ON contacts FOR EACH ROW \
-             EXECUTE FUNCTION slow_insert()"
-                .to_owned(),
-        ]
-    } else {
-        vec![
-            "CREATE TRIGGER slow_insert BEFORE INSERT ON contacts \
-             WHEN json_extract(NEW.metadata, '$.slow') = 'yes' BEGIN \
-             SELECT count(*) FROM (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL \
-             SELECT x + 1 FROM r) SELECT x FROM r); END"
-                .to_owned(),
-        ]
-    }
+    common::endless_insert_trigger(
+        "slow_insert",
+        "contacts",
+        "NEW.metadata ->> 'slow' = 'yes'",
+        "json_extract(NEW.metadata, '$.slow') = 'yes'",
+    )
 }
 
 #[tokio::test]

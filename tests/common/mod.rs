@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod credentials;
+pub mod feed;
 pub mod logs;
 pub mod process;
 pub mod raw_ws;
@@ -98,6 +99,16 @@ impl TestApp {
         let clock = self.clock.clone();
         let addr = serve(&self.database_url, clock.clone()).await;
         Self::serving(addr, clock, self.database_url.clone(), dir)
+    }
+
+    /// On PostgreSQL another instance on the same database, so that writes through it reach
+    /// `self`'s readers only through the database; on SQLite (one process per file) `self`.
+    pub async fn other_instance_on_postgres(self: &Arc<Self>) -> Arc<Self> {
+        if on_postgres() {
+            Arc::new(self.second_instance().await)
+        } else {
+            self.clone()
+        }
     }
 
     /// [`Self::second_instance`] whose state `configure` adjusts.
@@ -427,4 +438,34 @@ pub async fn refuse_in_database(database_url: &str, phone: &str) {
             .expect("create trigger");
     }
     db.close().await.expect("close");
+}
+
+/// Statements making a trigger `name` on `table` run for ever on inserts that match (a
+/// minute's sleep on PostgreSQL, whose statement deadline ends it; an endless recursive query
+/// on SQLite, which its progress handler stops): `postgres_when` and `sqlite_when` are the
+/// condition on `NEW` in each dialect.
+pub fn endless_insert_trigger(
+    name: &str,
+    table: &str,
+    postgres_when: &str,
+    sqlite_when: &str,
+) -> Vec<String> {
+    if on_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF {postgres_when} THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW \
+                 EXECUTE FUNCTION {name}()"
+            ),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON {table} WHEN {sqlite_when} BEGIN \
+             SELECT count(*) FROM (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL \
+             SELECT x + 1 FROM r) SELECT x FROM r); END"
+        )]
+    }
 }
