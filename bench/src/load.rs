@@ -50,24 +50,30 @@ const CREATED_BLOCK: u64 = 16_000_000;
 
 impl Context {
     /// Walks to the deep pages once (in creation order, and by last message on GraphQL),
-    /// through the server under test.
+    /// through the server under test, when one of `ops` reads them: a walk is thousands of
+    /// requests, which would otherwise run before every load (and into a profile of it).
     pub async fn prepare(
         server: &Server,
         plan: &Plan,
         backend: &str,
         target: Target,
+        ops: &[Op],
     ) -> anyhow::Result<Self> {
         // The raw baseline reads no pages beyond the first.
         let pages = match target {
             Target::Raw => 1,
             _ => DEEP_PAGE.min(plan.rows.div_ceil(PAGE_SIZE)).max(1),
         };
-        let cursor = walk(server, pages, |after| page_request(target, after)).await?;
+        let cursor = if ops.contains(&Op::Page2000) {
+            walk(server, pages, |after| page_request(target, after)).await?
+        } else {
+            None
+        };
         let last_cursor = match target {
-            Target::Graphql => {
+            Target::Graphql if ops.contains(&Op::PageByLast2000) => {
                 walk(server, pages, |after| scale::page(Walk::LastMessage, after)).await?
             }
-            Target::Baseline | Target::Raw => None,
+            _ => None,
         };
         // Created numbers: Mexican ones, a block per backend and server, none seeded.
         let server = match target {

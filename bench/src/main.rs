@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
         let mut servers = Vec::new();
         for target in &targets {
             let server = Server::start(&bin_dir, *target, &url).await?;
-            let context = load::Context::prepare(&server, &plan, backend, *target).await?;
+            let context = load::Context::prepare(&server, &plan, backend, *target, &ops).await?;
             servers.push((server, context));
         }
         table.add(measure(&args, backend, &ops, &servers).await?);
