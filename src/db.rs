@@ -7,7 +7,7 @@
 mod literal_limit;
 mod sqlite_deadline;
 
-pub use literal_limit::ReadConnection;
+pub use literal_limit::{ReadConnection, SqlxPool, inline_limit};
 
 use std::{str::FromStr, time::Duration};
 

@@ -29,6 +29,7 @@ mod policy_sql;
 pub mod preferences;
 mod prefix_probe;
 mod reads;
+mod rows;
 mod service;
 mod sql;
 mod user_id_change;

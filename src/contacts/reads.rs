@@ -22,6 +22,7 @@ use super::{
     phone::{self, PhoneFields},
     policy::MessagingRows,
     preferences,
+    rows::{self, Lookup},
     service::ContactService,
     windows,
 };
@@ -101,7 +102,8 @@ fn exists_query(cond: Condition) -> Select<Entity> {
 
 impl ContactService {
     pub async fn get(&self, id: Uuid) -> AppResult<Option<Model>> {
-        Ok(Entity::find_by_id(id).one(&self.db.read).await?)
+        let stmt = Lookup::Id.statement(self.db.backend(), id.into());
+        rows::one_by(&self.db.read, stmt).await
     }
 
     /// Looks a contact up by any spelling of its number.
@@ -115,11 +117,8 @@ impl ContactService {
             country_code: "countryCode",
         };
         let parsed = phone::parse_phone(raw, country_code, fields)?;
-        let found = Entity::find()
-            .filter(Column::PhoneNumber.eq(parsed.e164))
-            .one(&self.db.read)
-            .await?;
-        Ok(found)
+        let stmt = Lookup::PhoneNumber.statement(self.db.backend(), parsed.e164.into());
+        rows::one_by(&self.db.read, stmt).await
     }
 
     /// Looks a contact up by its WhatsApp user id, current or replaced by an identity change.
@@ -184,7 +183,7 @@ impl ContactService {
                 break;
             }
             let room = u64::try_from(room).unwrap_or(u64::MAX);
-            rows.extend(select.limit(room).all(&self.db.read).await?);
+            rows.extend(rows::all(&self.db.read, select.limit(room)).await?);
         }
         let has_more = rows.len() > wanted;
         rows.truncate(wanted);

@@ -8,22 +8,46 @@
 //! PostgreSQL plans a bound limit without that cost and is left as it is.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement,
-    Value, Values,
+    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, ExecResult,
+    QueryResult, Statement, Value, Values, sqlx,
 };
 
 /// A connection pool whose selects carry their limit as a literal on SQLite.
 #[derive(Debug, Clone)]
-pub struct ReadConnection(DatabaseConnection);
+pub struct ReadConnection(DatabaseConnection, SqlxPool);
+
+/// The sqlx pool under SeaORM's connection, for the hot reads that decode their rows
+/// themselves (`contacts::rows`).
+#[derive(Debug, Clone)]
+pub enum SqlxPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    /// SeaORM's disconnected placeholder: its reads fail as SeaORM's do.
+    Other,
+}
 
 impl ReadConnection {
     pub fn new(pool: DatabaseConnection) -> Self {
-        Self(pool)
+        let sqlx_pool = match &pool.inner {
+            DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
+                SqlxPool::Sqlite(pool.get_sqlite_connection_pool().clone())
+            }
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                SqlxPool::Postgres(pool.get_postgres_connection_pool().clone())
+            }
+            DatabaseConnectionType::Disconnected => SqlxPool::Other,
+        };
+        Self(pool, sqlx_pool)
     }
 
     /// The pool itself, for what SeaORM's connection trait does not cover.
     pub fn pool(&self) -> &DatabaseConnection {
         &self.0
+    }
+
+    /// The same pool as sqlx's.
+    pub fn sqlx_pool(&self) -> &SqlxPool {
+        &self.1
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
