@@ -5,14 +5,13 @@
 use std::time::Duration;
 
 use axum::{
-    Router,
+    body::Body,
     extract::Request,
     http::{HeaderName, HeaderValue, Response},
-    middleware,
 };
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{HttpMakeClassifier, TraceLayer},
 };
 use tracing::Span;
 
@@ -21,50 +20,69 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client-given request id kept; longer or odd ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// Wraps `router` in the request id and request log layers.
-pub fn layer<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(|request: &Request| {
-            let id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or_default();
-            // Set by the client address layer; absent only where no socket is involved.
-            let client_ip = request
-                .extensions()
-                .get::<super::client_ip::ClientIp>()
-                .map(|ip| ip.0.to_string())
-                .unwrap_or_default();
-            tracing::info_span!(
-                "request",
-                request_id = %id,
-                method = %request.method(),
-                path = %crate::logging::clip_and_mask(request.uri().path()),
-                client_ip = %client_ip,
-            )
-        })
+/// The request log: a span per request carrying its id, method, path and client address,
+/// and a line when its response is ready.
+pub type RequestLog = TraceLayer<
+    HttpMakeClassifier,
+    fn(&Request) -> Span,
+    (),
+    fn(&Response<Body>, Duration, &Span),
+    (),
+    (),
+    (),
+>;
+
+pub fn request_log() -> RequestLog {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request) -> Span)
         .on_request(())
-        .on_response(|response: &Response<_>, latency: Duration, _: &Span| {
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = latency.as_secs_f64() * 1000.0,
-                "request finished"
-            );
-        })
+        .on_response(log_response as fn(&Response<Body>, Duration, &Span))
         .on_body_chunk(())
         .on_eos(())
-        .on_failure(());
-    // Outermost last: drop a bad id, then set one, then log, then copy it to the response.
-    router
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(trace)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(middleware::map_request(drop_unusable_request_id))
+        .on_failure(())
+}
+
+/// Sets a request id where the client gave none it may keep.
+pub fn set_request_id() -> SetRequestIdLayer<MakeRequestUuid> {
+    SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid)
+}
+
+/// Copies the request id to the response.
+pub fn propagate_request_id() -> PropagateRequestIdLayer {
+    PropagateRequestIdLayer::new(REQUEST_ID)
+}
+
+fn request_span(request: &Request) -> Span {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
+    // Set by the client address layer; absent only where no socket is involved.
+    let client_ip = request
+        .extensions()
+        .get::<super::client_ip::ClientIp>()
+        .map(|ip| ip.0.to_string())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %crate::logging::clip_and_mask(request.uri().path()),
+        client_ip = %client_ip,
+    )
+}
+
+fn log_response(response: &Response<Body>, latency: Duration, _: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request finished"
+    );
 }
 
 /// A client's id goes into logs and headers verbatim: only short, plain ones are kept.
-async fn drop_unusable_request_id(mut request: Request) -> Request {
+pub async fn drop_unusable_request_id(mut request: Request) -> Request {
     let usable = request.headers().get(&REQUEST_ID).is_none_or(is_usable);
     if !usable {
         request.headers_mut().remove(&REQUEST_ID);
