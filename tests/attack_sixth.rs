@@ -11,7 +11,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{CONTACT_FIELDS, T0, TestApp, at, code, credentials, raw_ws};
+use common::{T0, TestApp, at, code, credentials, raw_ws};
 use contacts_server::{
     contacts::{ContactService, clock::ManualClock},
     db::{Db, DbOptions},
@@ -485,44 +485,79 @@ fn large_metadata() -> Value {
     Value::Object(map)
 }
 
+/// Every column of a contact, the WhatsApp identity and `blocked` included.
+const FIELDS: &str = "id phoneNumber countryCode lastWhatsappMessageAt whatsappWindowOpen \
+    whatsappWindowExpiresAt metadata createdAt updatedAt blocked whatsappUserId \
+    parentWhatsappUserId whatsappUsername whatsappProfileName";
+
+/// `createContact` with `input`, answered with every field.
+async fn create_all(app: &TestApp, input: Value) -> Value {
+    let create = format!(
+        "mutation($input: CreateContactInput!) {{ createContact(input: $input) \
+         {{ contact {{ {FIELDS} }} }} }}"
+    );
+    app.data(&create, json!({ "input": input })).await["createContact"]["contact"].clone()
+}
+
 /// `contact`, `contactByPhoneNumber` (every spelling) and `contacts` pages in both orders
-/// answer every field exactly as the mutation that wrote the contact answered it.
+/// answer every field exactly as the mutation that wrote the contact answered it: every
+/// optional column null or set, metadata at its limits, sub-second timestamps, a contact
+/// known by its BSUID alone.
 #[tokio::test]
 async fn reads_answer_every_field_as_the_mutations_did() {
     let app = TestApp::start().await;
-    let full = app
-        .create(json!({
+    app.clock.set(at("2026-11-24T12:00:00.654321Z"));
+    let full = create_all(
+        &app,
+        json!({
             "phoneNumber": "+56 9 4700 0001",
             "countryCode": "CL",
             "metadata": large_metadata(),
             "lastWhatsappMessageAt": "2026-11-24T11:59:59.123456Z",
-        }))
-        .await;
-    let bare = app
-        .create(json!({ "phoneNumber": "9 4700 0002", "countryCode": "CL" }))
-        .await;
-    let plus_one = app.create(json!({ "phoneNumber": "+1 555 0100" })).await;
+        }),
+    )
+    .await;
+    let bare = create_all(
+        &app,
+        json!({ "phoneNumber": "9 4700 0002", "countryCode": "CL" }),
+    )
+    .await;
+    let plus_one = create_all(&app, json!({ "phoneNumber": "+1 555 0100" })).await;
     // Cleared to nulls by an update, then read back.
     let update = format!(
         "mutation($id: ID!) {{ updateContact(id: $id, input: {{countryCode: null, \
-         lastWhatsappMessageAt: null, metadata: {{}}}}) {{ contact {{ {CONTACT_FIELDS} }} }} }}"
+         lastWhatsappMessageAt: null, metadata: {{}}}}) {{ contact {{ {FIELDS} }} }} }}"
     );
     let cleared =
         app.data(&update, json!({ "id": plus_one["id"] })).await["updateContact"]["contact"]
             .clone();
-    let written = [full.clone(), bare.clone(), cleared.clone()];
+    // Known by its BSUID alone, with every identity field.
+    let inbound = format!(
+        "mutation {{ recordWhatsappInbound(input: {{ whatsappUserId: \"CL.9876543210\", \
+         parentWhatsappUserId: \"CL.P1234\", username: \"ñandú_😀\", profileName: \"Zoë \\\"Z\\\"\", \
+         receivedAt: \"2026-11-24T11:58:00.000001Z\" }}) {{ contact {{ {FIELDS} }} }} }}"
+    );
+    let bsuid = app.data(&inbound, json!({})).await["recordWhatsappInbound"]["contact"].clone();
+    assert!(bsuid["phoneNumber"].is_null(), "{bsuid}");
+    assert_eq!(bsuid["whatsappProfileName"], "Zoë \"Z\"", "{bsuid}");
+    assert_eq!(
+        bsuid["lastWhatsappMessageAt"],
+        "2026-11-24T11:58:00.000001Z"
+    );
+    assert_eq!(full["createdAt"], "2026-11-24T12:00:00.654321Z", "{full}");
+    let written = [full.clone(), bare.clone(), cleared.clone(), bsuid.clone()];
     assert_eq!(
         full["lastWhatsappMessageAt"], "2026-11-24T11:59:59.123456Z",
         "{full}"
     );
     assert_eq!(full["metadata"], large_metadata());
     for contact in &written {
-        let by_id = format!("query($id: ID!) {{ contact(id: $id) {{ {CONTACT_FIELDS} }} }}");
+        let by_id = format!("query($id: ID!) {{ contact(id: $id) {{ {FIELDS} }} }}");
         let read = app.data(&by_id, json!({ "id": contact["id"] })).await;
         assert_eq!(&read["contact"], contact);
     }
     let by_phone = format!(
-        "query($p: String!, $c: String) {{ contactByPhoneNumber(phoneNumber: $p, countryCode: $c) {{ {CONTACT_FIELDS} }} }}"
+        "query($p: String!, $c: String) {{ contactByPhoneNumber(phoneNumber: $p, countryCode: $c) {{ {FIELDS} }} }}"
     );
     for (spelling, country, contact) in [
         ("+56947000001", None, &full),
@@ -548,7 +583,7 @@ async fn reads_answer_every_field_as_the_mutations_did() {
         loop {
             let page = format!(
                 "query($after: String) {{ contacts(first: 1, after: $after, orderBy: \
-                 {{field: CREATED_AT, direction: {direction}}}) {{ nodes {{ {CONTACT_FIELDS} }} \
+                 {{field: CREATED_AT, direction: {direction}}}) {{ nodes {{ {FIELDS} }} \
                  pageInfo {{ hasNextPage endCursor }} }} }}"
             );
             let data = app.data(&page, json!({ "after": after })).await;
@@ -679,6 +714,200 @@ async fn reads_without_a_free_connection_are_503_with_retry_after() {
         assert_eq!(status, 503, "{body}");
         assert_eq!(code(&body["errors"][0]), "SERVICE_UNAVAILABLE", "{body}");
     }
-    let read = app.data(reads[0], json!({ "id": created["id"] })).await;
-    assert_eq!(read["contact"]["id"], created["id"]);
+    // Then the reads work again (a clean 503 while the single connection is still busy).
+    let mut answered = false;
+    for _ in 0..20 {
+        let (status, body) = app.post(reads[0], json!({ "id": created["id"] })).await;
+        if status == 200 && body.get("errors").is_none() {
+            assert_eq!(body["data"]["contact"]["id"], created["id"]);
+            answered = true;
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+    }
+    assert!(answered, "the reads never recovered");
+}
+
+// ---- Found here: a behaviour the one-service layers changed ----
+
+/// FAILS since "HTTP: the layers wrap the routers as one service each": an `OPTIONS` request
+/// on a route (answered 200 by the CORS layer) and a foreign `Host` refused with 421 on a
+/// route no longer carry `Allow`. Before, each layer sat inside the route's method router,
+/// which adds `Allow` to what it answers for a method it does not serve; now the layers answer
+/// before routing. RFC 9110 (9.3.7) says a successful `OPTIONS` answer SHOULD list the
+/// methods, and browsers' non-CORS tooling (and `curl -X OPTIONS`) read it. Of 2,464 raw
+/// requests compared before and after the change (8 methods, 22 paths, 7 header sets, with
+/// and without credentials), these `Allow` headers were the only difference.
+#[tokio::test]
+async fn options_on_a_route_still_lists_its_methods_in_allow() {
+    let app =
+        TestApp::start_configured(|state| state.with_cors(&[ORIGIN.to_owned()]).unwrap()).await;
+    for (path, methods) in [
+        ("/graphql", "GET,HEAD,POST"),
+        ("/graphql/ws", "GET,HEAD"),
+        ("/healthz", "GET,HEAD"),
+    ] {
+        let head = raw(
+            &app,
+            &format!("OPTIONS {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(head.status, 200, "{path}");
+        assert_eq!(
+            head.header("allow").map(str::to_ascii_uppercase).as_deref(),
+            Some(methods),
+            "{path}: OPTIONS answered without Allow"
+        );
+    }
+}
+
+// ---- The request log, from the real binary ----
+
+/// Every request is logged once, with its id and the socket's address (a forwarded address
+/// from an untrusted peer is not believed), including those the outer layers answer (421,
+/// preflight, 404 with a masked number, 405, the socket upgrade).
+#[tokio::test]
+async fn each_request_is_logged_once_with_its_id_and_the_peer_address() {
+    use common::process::{command, wait_until_listening};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let mut child = command(Some(&url)).spawn().expect("start server");
+    let started = wait_until_listening(&mut child);
+    let base = started.base.clone();
+    let app_addr = base.trim_start_matches("http://").to_owned();
+    let requests = [
+        (
+            "id-404",
+            "GET /contacts/+56987654321 HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        ),
+        (
+            "id-405",
+            "PUT /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n",
+        ),
+        (
+            "id-421",
+            "GET /graphql HTTP/1.1\r\nHost: attacker.example\r\n",
+        ),
+        (
+            "id-pre",
+            "OPTIONS /graphql/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://x.example\r\n\
+             Access-Control-Request-Method: GET\r\n",
+        ),
+        (
+            "id-xff",
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 1.2.3.4\r\n",
+        ),
+        (
+            "id-ws",
+            "GET /graphql/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-ws\r\n",
+        ),
+    ];
+    for (id, head) in requests {
+        let mut socket = TcpStream::connect(&app_addr).await.unwrap();
+        let request = format!("{head}X-Request-Id: {id}\r\nConnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_head(&mut socket).await;
+        assert_eq!(answer.header("x-request-id"), Some(id));
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    child.wait().expect("reap");
+    let lines: Vec<String> = started.later.iter().collect();
+    let entries: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    for line in &lines {
+        assert!(!line.contains("87654321"), "phone number logged: {line}");
+    }
+    for (id, _) in requests {
+        let finished: Vec<&Value> = entries
+            .iter()
+            .filter(|entry| {
+                entry["fields"]["message"] == "request finished"
+                    && entry["spans"]
+                        .as_array()
+                        .is_some_and(|spans| spans.iter().any(|span| span["request_id"] == id))
+            })
+            .collect();
+        assert_eq!(finished.len(), 1, "{id}: {finished:?}");
+        let span = &finished[0]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|span| span["request_id"] == id)
+            .unwrap()
+            .clone();
+        assert_eq!(span["client_ip"], "127.0.0.1", "{id}: {span}");
+    }
+}
+
+// ---- PostgreSQL ends the server's connections under the row reads ----
+
+/// After every backend of the app is ended, each read on the sqlx path (by id, by number, a
+/// page) answers a clean 503 at worst and then the contact again: never a 500.
+#[tokio::test]
+async fn row_reads_recover_when_postgres_ends_every_connection() {
+    use sea_orm::ConnectionTrait;
+    if !common::on_postgres() {
+        eprintln!("SQLite is embedded: no server to end connections");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = format!("atk6_{}", uuid::Uuid::now_v7().simple());
+    let url = format!(
+        "{}&application_name={name}",
+        common::fresh_database_url(&dir).await
+    );
+    let app = TestApp::start_on(&url, dir).await;
+    let created = app.create(json!({ "phoneNumber": "+56947200001" })).await;
+    let reads = [
+        "query($id: ID!) { contact(id: $id) { id phoneNumber } }",
+        "query($id: ID!) { c: contact(id: $id) { id } \
+         contactByPhoneNumber(phoneNumber: \"+56 9 4720 0001\") { id phoneNumber } }",
+        "query($id: ID!) { c: contact(id: $id) { id } \
+         contacts(first: 5) { nodes { id phoneNumber } } }",
+    ];
+    let server = std::env::var("TEST_DATABASE_URL").expect("PostgreSQL server");
+    for round in 0..3 {
+        // Warm every read, then end the app's backends.
+        for read in reads {
+            app.data(read, json!({ "id": created["id"] })).await;
+        }
+        let admin = sea_orm::Database::connect(&server).await.expect("connect");
+        admin
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                admin.get_database_backend(),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                [name.clone().into()],
+            ))
+            .await
+            .expect("terminate");
+        admin.close().await.expect("close");
+        for read in reads {
+            let mut answered = false;
+            for _ in 0..10 {
+                let (status, body) = app.post(read, json!({ "id": created["id"] })).await;
+                if status == 200 && body.get("errors").is_none() {
+                    let text = body.to_string();
+                    assert!(text.contains("+56947200001"), "round {round}: {body}");
+                    answered = true;
+                    break;
+                }
+                assert_eq!(status, 503, "round {round} {read}: {body}");
+                assert_eq!(code(&body["errors"][0]), "SERVICE_UNAVAILABLE", "{body}");
+                let text = body.to_string().to_lowercase();
+                assert!(
+                    !text.contains("sqlx") && !text.contains("terminat"),
+                    "{body}"
+                );
+            }
+            assert!(answered, "round {round}: {read} never recovered");
+        }
+    }
 }
