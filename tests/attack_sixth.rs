@@ -775,18 +775,61 @@ async fn options_on_a_route_still_lists_its_methods_in_allow() {
 
 // ---- The request log, from the real binary ----
 
+/// The JSON lines the real binary, started with `env`, logs while answering `requests`
+/// (each a request id and a request head without its final blank line), one connection each.
+async fn logged(env: &[(&str, &str)], requests: &[(&str, &str)]) -> Vec<String> {
+    use common::process::{command, wait_until_listening};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::fresh_database_url(&dir).await;
+    let mut command = command(Some(&url));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start server");
+    let started = wait_until_listening(&mut child);
+    let app_addr = started.base.trim_start_matches("http://").to_owned();
+    for (id, head) in requests {
+        let mut socket = TcpStream::connect(&app_addr).await.unwrap();
+        let request = format!("{head}X-Request-Id: {id}\r\nConnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_head(&mut socket).await;
+        assert_eq!(answer.header("x-request-id"), Some(*id));
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    child.wait().expect("reap");
+    started.later.iter().collect()
+}
+
+/// The span of the one `request finished` line of request `id`; fails unless exactly one.
+fn finished_span(entries: &[Value], id: &str) -> Value {
+    let finished: Vec<&Value> = entries
+        .iter()
+        .filter(|entry| {
+            entry["fields"]["message"] == "request finished"
+                && entry["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|span| span["request_id"] == id))
+        })
+        .collect();
+    assert_eq!(finished.len(), 1, "{id}: {finished:?}");
+    finished[0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|span| span["request_id"] == id)
+        .unwrap()
+        .clone()
+}
+
 /// Every request is logged once, with its id and the socket's address (a forwarded address
 /// from an untrusted peer is not believed), including those the outer layers answer (421,
 /// preflight, 404 with a masked number, 405, the socket upgrade).
 #[tokio::test]
 async fn each_request_is_logged_once_with_its_id_and_the_peer_address() {
-    use common::process::{command, wait_until_listening};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = common::fresh_database_url(&dir).await;
-    let mut child = command(Some(&url)).spawn().expect("start server");
-    let started = wait_until_listening(&mut child);
-    let base = started.base.clone();
-    let app_addr = base.trim_start_matches("http://").to_owned();
     let requests = [
         (
             "id-404",
@@ -816,20 +859,7 @@ async fn each_request_is_logged_once_with_its_id_and_the_peer_address() {
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-ws\r\n",
         ),
     ];
-    for (id, head) in requests {
-        let mut socket = TcpStream::connect(&app_addr).await.unwrap();
-        let request = format!("{head}X-Request-Id: {id}\r\nConnection: close\r\n\r\n");
-        socket.write_all(request.as_bytes()).await.unwrap();
-        let answer = read_head(&mut socket).await;
-        assert_eq!(answer.header("x-request-id"), Some(id));
-    }
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(stopped.success());
-    child.wait().expect("reap");
-    let lines: Vec<String> = started.later.iter().collect();
+    let lines = logged(&[], &requests).await;
     let entries: Vec<Value> = lines
         .iter()
         .filter_map(|line| serde_json::from_str(line).ok())
@@ -838,24 +868,55 @@ async fn each_request_is_logged_once_with_its_id_and_the_peer_address() {
         assert!(!line.contains("87654321"), "phone number logged: {line}");
     }
     for (id, _) in requests {
-        let finished: Vec<&Value> = entries
-            .iter()
-            .filter(|entry| {
-                entry["fields"]["message"] == "request finished"
-                    && entry["spans"]
-                        .as_array()
-                        .is_some_and(|spans| spans.iter().any(|span| span["request_id"] == id))
-            })
-            .collect();
-        assert_eq!(finished.len(), 1, "{id}: {finished:?}");
-        let span = &finished[0]["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|span| span["request_id"] == id)
-            .unwrap()
-            .clone();
+        let span = finished_span(&entries, id);
         assert_eq!(span["client_ip"], "127.0.0.1", "{id}: {span}");
+    }
+}
+
+/// Behind a trusted proxy the forwarded address is logged, on the answers of the outer
+/// layers (421, preflight) as on routes and on the socket upgrade.
+#[tokio::test]
+async fn a_trusted_proxys_forwarded_address_is_logged_on_every_answer() {
+    let xff = "Host: 127.0.0.1\r\nX-Forwarded-For: 9.9.9.9, 1.2.3.4\r\n";
+    let requests = [
+        ("t-404", format!("GET /nope HTTP/1.1\r\n{xff}")),
+        (
+            "t-421",
+            "GET /graphql HTTP/1.1\r\nHost: attacker.example\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                .to_owned(),
+        ),
+        (
+            "t-pre",
+            format!(
+                "OPTIONS /graphql HTTP/1.1\r\n{xff}Origin: https://x.example\r\n\
+                 Access-Control-Request-Method: POST\r\n"
+            ),
+        ),
+        (
+            "t-ws",
+            format!(
+                "GET /graphql/ws HTTP/1.1\r\n{xff}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 Sec-WebSocket-Protocol: graphql-transport-ws\r\n"
+            ),
+        ),
+    ];
+    let borrowed: Vec<(&str, &str)> = requests.iter().map(|(i, h)| (*i, h.as_str())).collect();
+    let lines = logged(
+        &[
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("ALLOW_UNAUTHENTICATED", "true"),
+        ],
+        &borrowed,
+    )
+    .await;
+    let entries: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    for (id, _) in &borrowed {
+        let span = finished_span(&entries, id);
+        assert_eq!(span["client_ip"], "1.2.3.4", "{id}: {span}");
     }
 }
 
