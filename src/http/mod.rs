@@ -176,6 +176,11 @@ impl AppState {
 
 /// The whole application, ready to serve.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
+    let cors = cors_layer(&state.cors_origins);
+    // CORS inside each route, where the route's method router adds `Allow` to the answer
+    // of a preflight `OPTIONS`; every other layer wraps the routers once, as one service:
+    // `Router::layer` boxes every route again for each layer, and a request cloned its
+    // route's whole boxed chain (BENCHMARKS.md, sixth round).
     let requests = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -186,10 +191,8 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .merge(crate::graphiql::routes())
         .merge(whatsapp::routes(state.whatsapp.is_some()))
         .fallback(ops::not_found)
+        .layer(cors.clone())
         .with_state(state.clone());
-    // Layers wrap the routers as one service each, not route by route: `Router::layer`
-    // boxes every route again for every layer, and a request cloned the whole boxed chain
-    // (BENCHMARKS.md, sixth round).
     let requests = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -197,13 +200,14 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .service(requests);
+    // The socket route has no request timeout: a subscription outlives any request.
     let routes = Router::new()
-        .route("/graphql/ws", get(subscriptions::upgrade))
+        .route("/graphql/ws", get(subscriptions::upgrade).layer(cors))
         .fallback_service(requests)
         .with_state(state.clone());
     let hosts = HostPolicy::new(state.auth.is_enabled(), &state.allowed_hosts);
     // Outermost first: the client's address, then its request id (a bad one dropped, then
-    // one set), the log, the id copied to the response, the host check, CORS.
+    // one set), the log, the id copied to the response, the host check.
     let service = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
             state.trusted_proxies.clone(),
@@ -216,11 +220,11 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .layer(request_log::request_log())
         .layer(request_log::propagate_request_id())
         .layer(middleware::from_fn_with_state(hosts, host::layer))
-        .layer(cors_layer(&state.cors_origins))
         .service(routes);
     Router::new().fallback_service(service)
 }
 
+/// CORS for the allow-listed origins only; with none, browsers keep the same-origin policy.
 fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
