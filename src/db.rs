@@ -38,6 +38,21 @@ pub struct DbOptions {
     pub ping_after_idle: Duration,
 }
 
+#[cfg(test)]
+impl DbOptions {
+    /// An in-memory SQLite database with five-second timeouts, for unit tests.
+    pub fn in_memory() -> Self {
+        Self {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            ping_after_idle: PING_AFTER_IDLE,
+        }
+    }
+}
+
 /// The connections a service uses: `write` for every write, `read` for everything else.
 /// On PostgreSQL both are the same pool.
 #[derive(Debug, Clone)]
@@ -362,12 +377,9 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_database_keeps_its_one_connection_for_good() {
         let options = DbOptions {
-            url: "sqlite::memory:".into(),
             max_connections: 4,
-            acquire_timeout: Duration::from_secs(5),
-            busy_timeout: Duration::from_secs(5),
             statement_timeout: Duration::ZERO,
-            ping_after_idle: PING_AFTER_IDLE,
+            ..DbOptions::in_memory()
         };
         let db = Db::connect(&options).await.unwrap();
         let pool = db.write.get_sqlite_connection_pool().options();

@@ -58,17 +58,23 @@ async fn raw(app: &TestApp, request: &str) -> Head {
     read_head(&mut socket).await
 }
 
-async fn read_head(socket: &mut TcpStream) -> Head {
+/// The bytes read until the end of a response head (and whatever came with them).
+async fn head_bytes(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 4096];
     while !bytes.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+        let read = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
             .await
             .expect("a response head within 10 s")
             .unwrap();
         assert!(read > 0, "closed before a response head: {bytes:?}");
         bytes.extend_from_slice(&buf[..read]);
     }
+    bytes
+}
+
+async fn read_head(socket: &mut TcpStream) -> Head {
+    let bytes = head_bytes(socket).await;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     let mut lines = head.lines();
@@ -201,16 +207,7 @@ async fn a_chunked_body_past_the_limit_is_refused_on_graphql() {
         }
         writer.write_all(b"0\r\n\r\n").await
     });
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !bytes.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf))
-            .await
-            .expect("an answer within 10 s")
-            .unwrap();
-        assert!(read > 0, "closed without an answer");
-        bytes.extend_from_slice(&buf[..read]);
-    }
+    let bytes = head_bytes(&mut reader).await;
     let _ = writing.await;
     let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 413"), "{text}");

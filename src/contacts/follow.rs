@@ -88,15 +88,7 @@ mod tests {
     };
 
     async fn service() -> ContactService {
-        let options = DbOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            busy_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-            ping_after_idle: crate::db::PING_AFTER_IDLE,
-        };
-        let db = Db::connect(&options).await.unwrap();
+        let db = Db::connect(&DbOptions::in_memory()).await.unwrap();
         db.migrate().await.unwrap();
         ContactService::new(db, Arc::new(SystemClock), EventBus::in_process())
     }

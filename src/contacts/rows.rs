@@ -180,8 +180,6 @@ fn query_error(err: sqlx::Error) -> DbErr {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use chrono::TimeZone;
     use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
 
@@ -234,15 +232,7 @@ mod tests {
     }
 
     async fn database() -> Db {
-        let options = DbOptions {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-            busy_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-            ping_after_idle: crate::db::PING_AFTER_IDLE,
-        };
-        let db = Db::connect(&options).await.unwrap();
+        let db = Db::connect(&DbOptions::in_memory()).await.unwrap();
         db.migrate().await.unwrap();
         db
     }
