@@ -360,11 +360,7 @@ async fn sockets_outlive_the_request_timeout_that_stops_a_stalled_request() {
     assert_request_id(&head, "timeout");
     assert!(started.elapsed() >= Duration::from_millis(300));
     for (protocol, mut socket) in sockets {
-        let start = if protocol == "graphql-ws" {
-            "start"
-        } else {
-            "subscribe"
-        };
+        let start = raw_ws::start_type(protocol);
         raw_ws::send(
             &mut socket,
             json!({ "id": "1", "type": start, "payload": { "query": "{ __typename }" } }),
@@ -427,11 +423,7 @@ async fn every_credential_keeps_exactly_its_rights_over_every_transport() {
             let (mut socket, ack) = raw_ws::init(&app, protocol, credential.payload()).await;
             if ack["type"] == "connection_ack" {
                 assert!(reads, "{credential:?} acknowledged on {protocol}");
-                let start = if protocol == "graphql-ws" {
-                    "start"
-                } else {
-                    "subscribe"
-                };
+                let start = raw_ws::start_type(protocol);
                 raw_ws::send(
                     &mut socket,
                     json!({ "id": "1", "type": start, "payload": { "query": mutation(&phone) } }),

@@ -67,3 +67,13 @@ pub async fn receive(socket: &mut Socket) -> Value {
         };
     }
 }
+
+/// The message type that starts an operation: `start` in `graphql-ws`, `subscribe` in
+/// `graphql-transport-ws`.
+pub fn start_type(protocol: &str) -> &'static str {
+    if protocol == "graphql-ws" {
+        "start"
+    } else {
+        "subscribe"
+    }
+}
