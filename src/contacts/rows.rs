@@ -13,8 +13,8 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, Utc};
 use entity::contact::{Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, ConnAcquireErr, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    QueryTrait, RuntimeErr, Select, Statement, Value, Values,
+    ColumnTrait, ConnAcquireErr, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait, RuntimeErr, Select, Statement, Value, Values,
     sqlx::{self, ColumnIndex, Decode, Executor, IntoArguments, Row, Type},
 };
 use sea_query_sqlx::SqlxValues;
@@ -58,7 +58,6 @@ impl Lookup {
             DbBackend::Postgres => by_backend[1].clone(),
             _ => by_backend[0].clone(),
         };
-        stmt.db_backend = backend;
         // The column's value is the first parameter; PostgreSQL also binds the limit.
         if let Some(Values(values)) = stmt.values.as_mut()
             && let Some(first) = values.first_mut()
@@ -76,16 +75,11 @@ pub async fn one_by(read: &ReadConnection, stmt: Statement) -> AppResult<Option<
 
 /// Every contact `select` finds, in its order.
 pub async fn all(read: &ReadConnection, select: Select<Entity>) -> AppResult<Vec<Model>> {
-    let stmt = select.build(read_backend(read));
+    let stmt = select.build(read.get_database_backend());
     Ok(fetch(read, stmt, Fetch::All).await?)
 }
 
-fn read_backend(read: &ReadConnection) -> DbBackend {
-    use sea_orm::ConnectionTrait;
-    read.get_database_backend()
-}
-
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Fetch {
     One,
     All,
